@@ -1,0 +1,85 @@
+"""The records that flow between a source's parser and the warehouse.
+
+A parser is a pure function `parse(raw: bytes, ctx: ParseContext) -> ParseResult`. It never talks to the
+network or the warehouse, so `tsi parse` and the tests can run it on any file.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+
+GPU = "gpu"
+TOKEN = "token"
+
+# Price types (DESIGN.md section 3).
+ON_DEMAND = "on_demand"
+SPOT = "spot"
+INPUT = "input"
+OUTPUT = "output"
+CACHED_INPUT = "cached_input"
+
+# Normalised prices are kept to 10 decimal places (the warehouse column is DECIMAL(20,10)); fixings are
+# rounded to 4 only at the end.
+USD_PRICE_QUANTUM = Decimal("1E-10")
+MAX_EXCERPT_CHARS = 500
+
+
+class ParseError(Exception):
+    """The body as a whole cannot be read (wrong format, missing columns): the snapshot fails, loudly."""
+
+
+@dataclass(frozen=True)
+class ParseContext:
+    """What a parser may know besides the body: where and when it was fetched."""
+
+    source: str
+    observed_at: datetime  # UTC; the fetch time of the snapshot
+    url: str = ""
+    snapshot_id: str = ""
+    # For sources whose body does not name its provider (a SkyPilot catalog is one cloud's file).
+    provider: str | None = None
+
+
+@dataclass(frozen=True)
+class Observation:
+    row_key: str  # unique within a snapshot: what makes this row this row
+    provider: str
+    instrument_kind: str  # GPU or TOKEN
+    instrument: str  # canonical id from the catalog, e.g. H100-SXM, llama-3.3-70b
+    source_instrument: str  # the name as the source wrote it
+    price_type: str
+    original_price: Decimal
+    original_currency: str
+    original_unit: str  # e.g. "instance_hour", "token"
+    usd_price: Decimal  # USD per GPU-hour (gpu) or per million tokens (token)
+    region: str | None = None
+    gpu_count: Decimal | None = None
+    attributes: dict = field(default_factory=dict)  # source details worth keeping (instance type, ...)
+
+    def attributes_json(self) -> str:
+        return json.dumps(self.attributes, sort_keys=True, separators=(",", ":"), default=str)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    row_key: str
+    reason: str  # a short code: unknown_instrument, not_positive, free_listing, ...
+    detail: str
+    raw_excerpt: str
+
+    @classmethod
+    def of(cls, row_key: str, reason: str, detail: str, raw: object) -> "Rejection":
+        text = raw if isinstance(raw, str) else json.dumps(raw, sort_keys=True, default=str)
+        return cls(row_key, reason, detail, text[:MAX_EXCERPT_CHARS])
+
+
+@dataclass
+class ParseResult:
+    observations: list[Observation] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+def quantize_usd(value: Decimal) -> Decimal:
+    return value.quantize(USD_PRICE_QUANTUM, rounding=ROUND_HALF_EVEN)

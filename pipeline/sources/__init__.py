@@ -1,0 +1,53 @@
+"""The registry of sources. Each source is one module with the same small interface:
+
+    SOURCE_ID: str                    short id used in the warehouse and on the command line
+    KIND: str                         "gpu" or "token"
+    DESCRIPTION: str
+    def requests() -> list[FetchRequest]                    what a live collection fetches
+    def fetch(client, request, clock) -> FetchedBody        network only; no parsing
+    def parse(raw: bytes, ctx: ParseContext) -> ParseResult pure: bytes in, records out
+    def context_for_file(path, observed_at) -> ParseContext  how `tsi parse` reads a saved body
+
+Adding a source is one module here plus its fixtures, and one line in SOURCES.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    source: str
+    url: str
+    provider: str | None = None  # for bodies that do not name their provider
+
+    @property
+    def label(self) -> str:
+        """Short and readable, for run names and logs: the provider, or the URL's last meaningful part."""
+        if self.provider:
+            return f"{self.source}-{self.provider}"
+        parts = [p for p in self.url.split("?")[0].split("/") if p and p not in {"endpoints", "vms.csv"}]
+        return f"{self.source}-{parts[-1] if parts else 'root'}"
+
+
+def _load() -> dict[str, ModuleType]:
+    from pipeline.sources import openrouter, openrouter_endpoints, skypilot
+
+    return {module.SOURCE_ID: module for module in (skypilot, openrouter, openrouter_endpoints)}
+
+
+SOURCES: dict[str, ModuleType] = _load()
+
+
+class UnknownSourceError(KeyError):
+    pass
+
+
+def get_source(source_id: str) -> ModuleType:
+    try:
+        return SOURCES[source_id]
+    except KeyError:
+        raise UnknownSourceError(
+            f"unknown source {source_id!r}; known sources: {', '.join(sorted(SOURCES))}"
+        ) from None

@@ -1,0 +1,98 @@
+"""The DuckDB warehouse: migrations, and the one place that writes.
+
+DuckDB lets one process write a database file at a time, so every write goes through a `Warehouse`
+connection opened by the flow (or CLI command) that owns the run. SQL lives in sql/*.sql; every value is a
+bound parameter.
+"""
+from __future__ import annotations
+
+import hashlib
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+
+import duckdb
+
+from pipeline.http import utc_now
+from pipeline.paths import MIGRATIONS_DIR, SQL_DIR, Warehouse
+
+
+class MigrationError(Exception):
+    pass
+
+
+@lru_cache(maxsize=None)
+def sql(name: str) -> str:
+    """The text of sql/<name>.sql."""
+    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """TIMESTAMP columns hold UTC without a zone; refuse local times rather than guess."""
+    if moment.tzinfo is None:
+        raise ValueError(f"{moment!r} has no time zone; pass an aware UTC datetime")
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def connect(warehouse: Warehouse, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    if read_only:
+        if not warehouse.db_path.exists():
+            raise FileNotFoundError(f"no warehouse at {warehouse.db_path}; run `tsi demo` or a collection first")
+        return duckdb.connect(str(warehouse.db_path), read_only=True)
+    warehouse.ensure()
+    con = duckdb.connect(str(warehouse.db_path))
+    migrate(con)
+    return con
+
+
+def migrate(con: duckdb.DuckDBPyConnection, folder: Path = MIGRATIONS_DIR) -> list[int]:
+    """Apply the numbered migrations not applied yet; each in its own transaction. Returns those applied."""
+    con.execute(
+        "create table if not exists schema_migrations ("
+        " version integer primary key, name varchar not null, sha256 varchar not null, applied_at timestamp not null)"
+    )
+    applied = {v: s for v, s in con.execute("select version, sha256 from schema_migrations").fetchall()}
+    done = []
+    for path in sorted(folder.glob("[0-9][0-9][0-9]_*.sql")):
+        version = int(path.name[:3])
+        text = path.read_text(encoding="utf-8")
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        if version in applied:
+            if applied[version] != digest:
+                raise MigrationError(
+                    f"migration {path.name} changed after it was applied; add a new migration instead"
+                )
+            continue
+        con.execute("begin transaction")
+        try:
+            con.execute(text)
+            con.execute(
+                "insert into schema_migrations values ($version, $name, $sha256, $applied_at)",
+                {"version": version, "name": path.name, "sha256": digest, "applied_at": naive_utc(utc_now())},
+            )
+            con.execute("commit")
+        except Exception:
+            con.execute("rollback")
+            raise
+        done.append(version)
+    return done
+
+
+def fetch_first(con: duckdb.DuckDBPyConnection, query: str, params: dict | None = None) -> tuple | None:
+    """The first row or None. Reads the whole result: DuckDB refuses new work on a connection that still
+    has an unfinished result, which `fetchone` would leave behind."""
+    rows = con.execute(query, params or {}).fetchall()
+    return rows[0] if rows else None
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection):
+    con.execute("begin transaction")
+    try:
+        yield con
+    except BaseException:
+        con.execute("rollback")
+        raise
+    else:
+        con.execute("commit")

@@ -1,0 +1,1 @@
+delete from rejections where snapshot_id = $snapshot_id;

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from pipeline.load import load_result
+from pipeline.paths import Warehouse
+from pipeline.records import GPU, Observation, ParseContext, ParseResult
+from pipeline.warehouse import connect
+
+# ../shared beside the repository: real public data for development and CI. A user's fresh clone may not
+# have it; the tests that read it skip then.
+SHARED_REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+
+
+@pytest.fixture
+def shared_real() -> Path:
+    if not SHARED_REAL.is_dir():
+        pytest.skip(f"{SHARED_REAL} is absent (real data is only beside the repo in development and CI)")
+    return SHARED_REAL
+
+
+@pytest.fixture
+def warehouse(tmp_path) -> Warehouse:
+    return Warehouse(tmp_path / "warehouse").ensure()
+
+
+@pytest.fixture
+def con(warehouse):
+    connection = connect(warehouse)
+    yield connection
+    connection.close()
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+
+
+def add_gpu_snapshot(con, provider: str, observed_at: str, prices: list[tuple[str, str] | tuple[str, str, str]],
+                     *, source: str = "skypilot", price_type: str = "on_demand") -> str:
+    """Load one synthetic snapshot: prices are (instrument, usd_per_gpu_hour[, row suffix])."""
+    snapshot_id = hashlib.sha256(f"{source}|{provider}|{observed_at}|{prices}".encode()).hexdigest()
+    observations = [
+        Observation(
+            row_key=f"{instrument}|{i}|{extra[0] if extra else ''}",
+            provider=provider,
+            instrument_kind=GPU,
+            instrument=instrument,
+            source_instrument=instrument,
+            price_type=price_type,
+            original_price=Decimal(price),
+            original_currency="USD",
+            original_unit="gpu_hour",
+            usd_price=Decimal(price),
+            region="r1",
+            gpu_count=Decimal(1),
+        )
+        for i, (instrument, price, *extra) in enumerate(prices)
+    ]
+    ctx = ParseContext(source=source, observed_at=utc(observed_at), snapshot_id=snapshot_id, provider=provider)
+    load_result(con, ctx, ParseResult(observations=observations))
+    return snapshot_id

@@ -1,0 +1,137 @@
+"""Raw store, migrations, snapshot recording and idempotent loading."""
+from __future__ import annotations
+
+import gzip
+from datetime import datetime, timezone
+
+import httpx
+import pytest
+
+from pipeline.collect import record_failure, store_fetched
+from pipeline.http import FetchedBody, FetchError, fetch_body, make_client
+from pipeline.rawstore import RawStore, RawStoreError, sha256_hex
+from pipeline.sources import FetchRequest
+from pipeline.warehouse import MigrationError, connect, migrate
+
+from conftest import add_gpu_snapshot
+
+WHEN = datetime(2026, 11, 20, 6, 0, tzinfo=timezone.utc)
+
+
+def test_raw_store_is_content_addressed_compressed_and_written_once(warehouse):
+    store = RawStore(warehouse.root)
+    body = b"InstanceType,Price\nx,1.00\n" * 100
+    digest = store.put(body)
+    assert digest == sha256_hex(body)
+    path = store.path(digest)
+    assert path.is_relative_to(warehouse.raw_dir)
+    assert gzip.decompress(path.read_bytes()) == body
+    assert len(path.read_bytes()) < len(body)  # compressed
+    before = path.stat().st_mtime_ns
+    assert store.put(body) == digest
+    assert path.stat().st_mtime_ns == before  # not rewritten
+    assert store.get(digest) == body
+
+
+def test_raw_store_refuses_a_body_that_does_not_match_its_address(warehouse):
+    store = RawStore(warehouse.root)
+    digest = store.put(b"original")
+    store.path(digest).write_bytes(gzip.compress(b"tampered"))
+    with pytest.raises(RawStoreError, match="does not match"):
+        store.get(digest)
+    with pytest.raises(RawStoreError, match="missing"):
+        store.get("0" * 64)
+
+
+def test_migrations_apply_once_and_refuse_an_edited_migration(warehouse, tmp_path):
+    con = connect(warehouse)
+    assert migrate(con) == []  # connect() applied them; again is a no-op
+    assert con.execute("select version from schema_migrations").fetchall() == [(1,)]
+    con.close()
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "001_one.sql").write_text("create table t (a integer);")
+    import duckdb
+
+    db = duckdb.connect()
+    assert migrate(db, folder) == [1]
+    (folder / "001_one.sql").write_text("create table t (a bigint);")
+    with pytest.raises(MigrationError, match="changed after it was applied"):
+        migrate(db, folder)
+
+
+def test_a_failing_migration_leaves_nothing_behind(tmp_path):
+    import duckdb
+
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "001_bad.sql").write_text("create table ok (a integer); create table broken (;")
+    db = duckdb.connect()
+    with pytest.raises(duckdb.Error):
+        migrate(db, folder)
+    assert db.execute("select count(*) from schema_migrations").fetchall() == [(0,)]
+    assert "ok" not in {r[0] for r in db.execute("show tables").fetchall()}
+
+
+def test_storing_the_same_fetch_twice_adds_one_snapshot(con, warehouse):
+    store = RawStore(warehouse.root)
+    request = FetchRequest("skypilot", "https://example.test/lambda/vms.csv", "lambda")
+    fetched = FetchedBody(request.url, 200, "text/csv", b"a,b\n1,2\n", WHEN)
+    first = store_fetched(con, store, request, fetched)
+    again = store_fetched(con, store, request, fetched)
+    assert first.snapshot_id == again.snapshot_id
+    assert con.execute("select count(*), any_value(sha256) from raw_snapshots").fetchall() == [(1, first.sha256)]
+    later = FetchedBody(request.url, 200, "text/csv", b"a,b\n1,2\n", WHEN.replace(hour=12))
+    # The same body fetched later is a new observation of the same prices, stored once in the raw store.
+    assert store_fetched(con, store, request, later).snapshot_id != first.snapshot_id
+    assert len(list(warehouse.raw_dir.rglob("*.gz"))) == 1
+
+
+def test_failed_fetches_are_recorded(con):
+    request = FetchRequest("skypilot", "https://example.test/x.csv", "x")
+    record_failure(con, request, FetchError(request.url, "HTTP 503", transient=True, status=503), WHEN)
+    assert con.execute("select outcome, http_status, error like '%503%' from fetch_log").fetchall() == [
+        ("failed", 503, True)
+    ]
+
+
+def test_loading_a_snapshot_twice_adds_no_rows(con):
+    prices = [("H100-SXM", "2.99"), ("H100-SXM", "3.29")]
+    add_gpu_snapshot(con, "lambda", "2026-11-20T06:00:00", prices)
+    add_gpu_snapshot(con, "lambda", "2026-11-20T06:00:00", prices)
+    assert con.execute("select count(*) from observations").fetchall() == [(2,)]
+    assert con.execute("select typeof(usd_per_gpu_hour) from observations limit 1").fetchall() == [("DECIMAL(20,10)",)]
+
+
+def test_fetch_caps_the_body_size_and_classifies_failures():
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/big":
+            return httpx.Response(200, content=b"x" * 2048)
+        if request.url.path == "/busy":
+            return httpx.Response(429, headers={"Retry-After": "7"})
+        if request.url.path == "/gone":
+            return httpx.Response(404)
+        assert request.headers["User-Agent"].startswith("token-spot-index/")
+        return httpx.Response(200, content=b"ok", headers={"Content-Type": "text/plain"})
+
+    with make_client(httpx.MockTransport(handler)) as client:
+        assert fetch_body(client, "https://example.test/ok", clock=lambda: WHEN).body == b"ok"
+        with pytest.raises(FetchError, match="cap") as big:
+            fetch_body(client, "https://example.test/big", max_bytes=1024)
+        assert not big.value.transient
+        with pytest.raises(FetchError) as busy:
+            fetch_body(client, "https://example.test/busy")
+        assert busy.value.transient and busy.value.retry_after == 7.0
+        with pytest.raises(FetchError) as gone:
+            fetch_body(client, "https://example.test/gone")
+        assert not gone.value.transient and gone.value.status == 404
+
+
+def test_a_timeout_is_a_transient_fetch_error():
+    def handler(request):
+        raise httpx.ReadTimeout("slow", request=request)
+
+    with make_client(httpx.MockTransport(handler)) as client:
+        with pytest.raises(FetchError, match="timed out") as exc:
+            fetch_body(client, "https://example.test/slow")
+    assert exc.value.transient
