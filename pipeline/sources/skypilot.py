@@ -1,0 +1,487 @@
+"""SkyPilot catalog CSVs: one `vms.csv` per cloud, prices in USD per instance-hour.
+
+Origin: github.com/skypilot-org/skypilot-catalog, `catalogs/<schema-version>/<cloud>/vms.csv`, refreshed by bots.
+The body never names its cloud, so the provider comes from the request (`FetchRequest.provider`) or, for a saved
+file, from its name (`context_for_file`).
+
+What the files look like (see ../shared/data/real/SOURCES.md), and what this parser does about it:
+
+- Columns appear in varying order and vary by cloud (no SpotPrice, an AvailabilityZone, an UpstreamCloudId):
+  the parser reads the header and looks columns up by name, case-insensitively.
+- Price and SpotPrice are USD per *instance*-hour; AcceleratorCount GPUs share that price, so the per-GPU-hour price
+  is price / count. The count may be `8.0`, or a fraction of a GPU (`0.5`).
+- An empty price cell means "not offered"; a spot price of `0.00` (Vast writes it on every row) means "no spot
+  offer". Neither is an observation nor a rejection.
+- CPU-only rows (no AcceleratorName) are recorded as rejections `no_accelerator`, so nothing vanishes silently.
+- GpuInfo holds the per-GPU memory in five shapes (a Python-repr dict, the same with lowercase keys, real JSON,
+  a bare name, or nothing) and that memory is sometimes wrong (Verda's older file and Vast write the instance
+  total; Nebius writes host RAM; RunPod v8 writes GB). It is used only as a hint for names whose memory size
+  decides the GPU (`A100` 40 vs 80 GB, `V100` 16 vs 32 GB), never trusted on its own.
+- GPU names are mapped to canonical ids by the catalog (pipeline/catalog/gpu_aliases.csv). A name it cannot map
+  with certainty (e.g. a bare `H100` whose form factor the data does not state) is a rejection
+  `unknown_instrument`; TPUs and other non-GPU accelerators are rejections `not_a_gpu`.
+
+Prices are parsed with Decimal from the text of the cell; no float ever touches them.
+"""
+from __future__ import annotations
+
+import ast
+import csv
+import io
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import httpx
+
+from pipeline.catalog import Catalog, Resolution, default_catalog, gpu_name_key
+from pipeline.http import FetchedBody, fetch_body, utc_now
+from pipeline.records import (
+    GPU,
+    ON_DEMAND,
+    SPOT,
+    Observation,
+    ParseContext,
+    ParseError,
+    ParseResult,
+    Rejection,
+    quantize_usd,
+)
+from pipeline.sources import FetchRequest
+
+SOURCE_ID = "skypilot"
+KIND = GPU
+DESCRIPTION = "SkyPilot per-cloud VM catalogs (github.com/skypilot-org/skypilot-catalog), USD per instance-hour"
+
+CATALOG_URL = "https://raw.githubusercontent.com/skypilot-org/skypilot-catalog/master/catalogs/{version}/{cloud}/vms.csv"
+
+# The clouds a live collection fetches: (catalog schema version, cloud). v7 and v8 are the versions the catalog
+# repository still refreshes (v5/v6 are frozen); Verda only exists from v8. The demo recordings under
+# tests/fixtures/demo/ cover exactly these clouds, so adding one here means recording it there too.
+CLOUDS: tuple[tuple[str, str], ...] = (
+    ("v7", "lambda"),
+    ("v7", "runpod"),
+    ("v7", "fluidstack"),
+    ("v7", "paperspace"),
+    ("v7", "do"),
+    ("v8", "verda"),
+)
+
+# Other clouds whose catalogs exist and parse with this module, kept for later (not fetched by default: no demo
+# recordings yet). Pass them to `requests(clouds=[...])` to fetch them.
+OTHER_KNOWN_CLOUDS: tuple[tuple[str, str], ...] = (
+    ("v7", "nebius"),
+    ("v7", "vast"),
+    ("v8", "hyperstack"),
+)
+
+# Catalogs are small (these six are under 100 kB; AWS's, listing every zone, is the largest at some MB): 32 MiB
+# leaves ample room and still refuses a runaway body.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
+# Columns every catalog has; matched case-insensitively (the schema README spells GPUInfo, the files GpuInfo).
+# A price column is required too, but either one will do (some clouds have no SpotPrice).
+REQUIRED_COLUMNS = ("InstanceType", "AcceleratorName", "AcceleratorCount", "Region")
+PRICE_COLUMNS = {"price": ON_DEMAND, "spotprice": SPOT}
+
+# Accelerators that are not GPUs (Google TPUs, AWS Inferentia/Trainium, Intel Gaudi): a clearer reason than
+# `unknown_instrument`, since no alias will ever map them to a GPU index.
+NOT_A_GPU = re.compile(r"^(tpu[-_]|inferentia|trainium|gaudi)", re.I)
+
+# A GPU's memory written in the SizeInMiB field but below 1 GiB can only be in GiB (RunPod's v8 catalog writes
+# `'SizeInMiB': 80` for an 80 GB card); no GPU in any catalog has less than 1 GiB.
+_SMALLEST_PLAUSIBLE_MIB = 1024
+# How far a stated memory may be from a round number of GiB and still count as that size (nvidia-smi reports
+# 81559 MiB for an 80 GB card, 40536 for a 40 GB one, 16160 for a 16 GB one).
+_SNAP_TOLERANCE = Decimal("0.03")
+# How far a stated memory may be from the canonical GPU's nominal size and still be kept as an attribute.
+_CONSISTENT_TOLERANCE = Decimal("0.25")
+# Two memories this close are "the same" when comparing a multi-GPU row with its single-GPU sibling.
+_SAME_TOLERANCE = Decimal("0.02")
+
+_SIZE_IN_MIB = re.compile(r"""["']?sizeinmib["']?\s*:\s*(\d+)""", re.I)
+_GPU_NAME = re.compile(r"""["']?name["']?\s*:\s*["']([^"']+)["']""", re.I)
+
+
+# --------------------------------------------------------------------------------------------- fetching
+
+
+def requests(clouds: Iterable[str] | None = None) -> list[FetchRequest]:
+    """One request per cloud; `clouds` (names) picks from CLOUDS and OTHER_KNOWN_CLOUDS, default: CLOUDS."""
+    known = dict((cloud, version) for version, cloud in CLOUDS + OTHER_KNOWN_CLOUDS)
+    if clouds is None:
+        chosen = [(version, cloud) for version, cloud in CLOUDS]
+    else:
+        chosen = []
+        for cloud in clouds:
+            if cloud not in known:
+                raise ValueError(f"unknown SkyPilot cloud {cloud!r}; known: {', '.join(sorted(known))}")
+            chosen.append((known[cloud], cloud))
+    return [
+        FetchRequest(source=SOURCE_ID, url=CATALOG_URL.format(version=version, cloud=cloud), provider=cloud)
+        for version, cloud in chosen
+    ]
+
+
+def fetch(client: httpx.Client, request: FetchRequest, clock=utc_now) -> FetchedBody:
+    return fetch_body(client, request.url, max_bytes=MAX_BODY_BYTES, clock=clock)
+
+
+def context_for_file(path: Path, observed_at: datetime) -> ParseContext:
+    """`tsi parse skypilot FILE`: the cloud is in the file name (`lambda_vms.csv`, `verda_vms_older.csv`) or, for
+    the origin layout `catalogs/v7/lambda/vms.csv`, in the folder name."""
+    path = Path(path)
+    stem = path.stem.lower()
+    if stem == "vms":
+        provider = path.resolve().parent.name.lower()
+    elif "_vms" in stem:
+        provider = stem.split("_vms", 1)[0]
+    else:
+        provider = ""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", provider):
+        raise ValueError(
+            f"cannot tell the cloud of SkyPilot catalog {str(path)!r}: name it <cloud>_vms.csv "
+            "(e.g. lambda_vms.csv) or keep the origin layout <cloud>/vms.csv"
+        )
+    return ParseContext(source=SOURCE_ID, observed_at=observed_at, url=path.resolve().as_uri(), provider=provider)
+
+
+# --------------------------------------------------------------------------------------------- parsing
+
+
+def parse(raw: bytes, ctx: ParseContext, catalog: Catalog | None = None) -> ParseResult:
+    if not ctx.provider:
+        raise ParseError("a SkyPilot catalog does not name its cloud: the ParseContext must give the provider")
+    catalog = catalog or default_catalog()
+    provider = ctx.provider
+    rows, columns = _read_rows(raw)
+    memory_reference = _single_gpu_memories(rows, columns)
+
+    result = ParseResult()
+    for number, (line, cells) in enumerate(rows, start=1):
+        if len(cells) != len(columns):
+            result.rejections.append(
+                Rejection.of(
+                    f"row {number}|malformed",
+                    "malformed_row",
+                    f"row has {len(cells)} fields, the header has {len(columns)}",
+                    line.rstrip("\r\n"),
+                )
+            )
+            continue
+        row = dict(zip(columns, (cell.strip() for cell in cells)))
+        _parse_row(row, line.rstrip("\r\n"), provider, catalog, memory_reference, result)
+    return result
+
+
+def _read_rows(raw: bytes) -> tuple[list[tuple[str, list[str]]], list[str]]:
+    """Decode, read the header, check the columns; return (line text, cells) per data row and the column names."""
+    try:
+        text = raw.decode("utf-8-sig")  # a BOM, if any, is dropped
+    except UnicodeDecodeError as exc:
+        raise ParseError(f"SkyPilot catalog is not UTF-8: {exc}") from None
+    if not text.strip():
+        raise ParseError("SkyPilot catalog body is empty")
+    # StringIO with newline="" splits on \n, \r\n and \r only and keeps them, as the csv module expects.
+    lines = _LineTracker(io.StringIO(text, newline=""))
+    reader = csv.reader(lines)
+    try:
+        header = next(reader)
+        while not "".join(header).strip():  # blank lines before the header
+            header = next(reader)
+    except StopIteration:
+        raise ParseError("SkyPilot catalog has no header line") from None
+    except csv.Error as exc:
+        raise ParseError(f"SkyPilot catalog header is not CSV: {exc}") from None
+    lines.take()  # the header's text is not part of the first row's excerpt
+    columns = [name.strip().lower() for name in header]
+    missing = [name for name in REQUIRED_COLUMNS if name.lower() not in columns]
+    if not any(name in columns for name in PRICE_COLUMNS):
+        missing.append("Price or SpotPrice")
+    if missing:
+        raise ParseError(
+            f"SkyPilot catalog lacks required column(s) {', '.join(missing)}; header was {','.join(header)[:200]!r}"
+        )
+    rows = []
+    try:
+        for cells in reader:
+            line = lines.take()
+            if not cells or not "".join(cells).strip():
+                continue  # blank line
+            rows.append((line, cells))
+    except csv.Error as exc:
+        raise ParseError(f"SkyPilot catalog is not valid CSV near {lines.take()[:120]!r}: {exc}") from None
+    return rows, columns
+
+
+class _LineTracker:
+    """Feeds csv.reader line by line and remembers the text of the lines behind the last row (for excerpts)."""
+
+    def __init__(self, lines: Iterable[str]):
+        self._lines = iter(lines)
+        self._consumed: list[str] = []
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self._consumed.append(line)
+        return line
+
+    def take(self) -> str:
+        text, self._consumed = "".join(self._consumed), []
+        return text
+
+
+def _parse_row(
+    row: dict[str, str],
+    line: str,
+    provider: str,
+    catalog: Catalog,
+    memory_reference: dict[str, int],
+    result: ParseResult,
+) -> None:
+    instance_type = row["instancetype"]
+    accelerator = row["acceleratorname"]
+    region = row["region"]
+    zone = row.get("availabilityzone", "")
+    # GCP lists GPUs that attach to any VM with an empty InstanceType; the GPU and its count then name the row.
+    instance_label = instance_type or f"[{accelerator} x{row['acceleratorcount']}]"
+    base_key = f"{instance_label}|{region}|{zone}"
+
+    def reject(reason: str, detail: str, price_type: str = "*") -> None:
+        result.rejections.append(Rejection.of(f"{base_key}|{price_type}", reason, detail, line))
+
+    if not accelerator:
+        reject("no_accelerator", f"{instance_label!r} has no GPU (a CPU-only instance)")
+        return
+    count = _parse_count(row["acceleratorcount"])
+    if count is None:
+        reject("bad_gpu_count", f"AcceleratorCount {row['acceleratorcount']!r} is not a positive number")
+        return
+    if NOT_A_GPU.match(accelerator):
+        reject("not_a_gpu", f"accelerator {accelerator!r} is not a GPU (TPU, Inferentia, Trainium or Gaudi)")
+        return
+
+    info_name, stated_mib = _gpu_info(row.get("gpuinfo", ""))
+    canonical, memory_mib, detail = _resolve(
+        catalog, accelerator, info_name, provider, instance_type, count, stated_mib, memory_reference
+    )
+    if canonical is None:
+        reject("unknown_instrument", detail)
+        return
+
+    attributes: dict = {"instance_type": instance_type}
+    if memory_mib is not None:
+        attributes["gpu_memory_mib"] = memory_mib
+    if zone:
+        attributes["availability_zone"] = zone
+    if row.get("upstreamcloudid"):
+        attributes["upstream_cloud_id"] = row["upstreamcloudid"]
+
+    for column, price_type in PRICE_COLUMNS.items():
+        if column not in row:
+            continue  # this cloud has no such price (e.g. no SpotPrice column at all)
+        cell = row[column]
+        if not cell:
+            continue  # empty: not offered at this price type
+        price = _parse_decimal(cell)
+        if price is None or price < 0:
+            reject("bad_price", f"{column} {cell!r} is not a non-negative number", price_type)
+            continue
+        if price == 0 and price_type == SPOT:
+            continue  # 0.00 spot = no spot offer (Vast writes it on every row)
+        result.observations.append(
+            Observation(
+                row_key=f"{base_key}|{price_type}",
+                provider=provider,
+                instrument_kind=GPU,
+                instrument=canonical,
+                source_instrument=accelerator,
+                price_type=price_type,
+                original_price=price,
+                original_currency="USD",
+                original_unit="instance_hour",
+                # A zero on-demand price is passed on as is: the shared checks reject it as not_positive.
+                usd_price=quantize_usd(price / count),
+                region=region or None,
+                gpu_count=count,
+                attributes=dict(attributes),
+            )
+        )
+
+
+def _parse_decimal(text: str) -> Decimal | None:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() else None
+
+
+def _parse_count(text: str) -> Decimal | None:
+    value = _parse_decimal(text)
+    if value is None or value <= 0:
+        return None
+    # `8.0` and `8` are the same count; a fraction of a GPU (0.5) stays a fraction.
+    return Decimal(int(value)) if value == value.to_integral_value() else value
+
+
+# --------------------------------------------------------------------------------------------- GPU identity
+
+
+def _gpu_info(text: str) -> tuple[str | None, int | None]:
+    """(GPU name, per-GPU memory in MiB as stated) from a GpuInfo cell, each None when absent.
+
+    The cell is a Python-repr dict, the same with lowercase keys (DigitalOcean), real JSON (Verda), a bare name
+    (RunPod v5, Paperspace) or empty. Hyperstack's dict mixes Python quotes with JSON's `null`, which neither
+    ast.literal_eval nor json.loads accepts, so a regular expression is the last resort. Never eval().
+    """
+    text = text.strip()
+    if not text:
+        return None, None
+    if not text.startswith("{"):
+        return text, None  # a bare name, e.g. RTX_A6000
+    data = None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        try:
+            data = ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            data = None
+    if isinstance(data, dict):
+        gpus = _get_ci(data, "gpus")
+        first = gpus[0] if isinstance(gpus, list) and gpus and isinstance(gpus[0], dict) else {}
+        name = _get_ci(first, "name")
+        memory = _get_ci(_get_ci(first, "memoryinfo") or {}, "sizeinmib")
+        name = name if isinstance(name, str) and name.strip() else None
+        memory = int(memory) if isinstance(memory, (int, float)) and not isinstance(memory, bool) and memory > 0 else None
+        return name, memory
+    size, name = _SIZE_IN_MIB.search(text), _GPU_NAME.search(text)
+    return (name.group(1) if name else None), (int(size.group(1)) if size and int(size.group(1)) > 0 else None)
+
+
+def _get_ci(mapping: object, key: str):
+    """dict lookup ignoring key case: DigitalOcean writes 'gpus'/'sizeinmib' where others write 'Gpus'/'SizeInMiB'."""
+    if not isinstance(mapping, dict):
+        return None
+    for k, v in mapping.items():
+        if isinstance(k, str) and k.lower() == key:
+            return v
+    return None
+
+
+def _as_mib(stated: int | None) -> int | None:
+    if stated is None:
+        return None
+    return stated * 1024 if stated < _SMALLEST_PLAUSIBLE_MIB else stated
+
+
+def _single_gpu_memories(rows: list[tuple[str, list[str]]], columns: list[str]) -> dict[str, int]:
+    """Per GPU name, the memory most often stated on single-GPU rows of this file.
+
+    Multi-GPU rows state either the per-GPU memory (most clouds) or the instance total (Vast, Verda's older
+    file). Comparing a multi-GPU row with its single-GPU siblings tells which, per file, without trusting either.
+    """
+    if "gpuinfo" not in columns:
+        return {}
+    seen: dict[str, Counter] = {}
+    for _line, cells in rows:
+        if len(cells) != len(columns):
+            continue
+        row = dict(zip(columns, (cell.strip() for cell in cells)))
+        if _parse_count(row["acceleratorcount"]) != 1 or not row["acceleratorname"]:
+            continue
+        memory = _as_mib(_gpu_info(row["gpuinfo"])[1])
+        if memory is not None:
+            seen.setdefault(gpu_name_key(row["acceleratorname"]), Counter())[memory] += 1
+    return {name: counter.most_common(1)[0][0] for name, counter in seen.items()}
+
+
+def _close(a: Decimal | int, b: Decimal | int, tolerance: Decimal) -> bool:
+    a, b = Decimal(a), Decimal(b)
+    return b != 0 and abs(a - b) <= tolerance * abs(b)
+
+
+def _snap(mib: int) -> int:
+    """Round to a whole number of GiB when the stated value is within 3% of one (81559 -> 81920)."""
+    gib = (Decimal(mib) / 1024).to_integral_value()
+    return int(gib) * 1024 if gib > 0 and _close(mib, gib * 1024, _SNAP_TOLERANCE) else mib
+
+
+def _memory_candidates(
+    accelerator: str, count: Decimal, stated: int | None, memory_reference: dict[str, int]
+) -> list[int | None]:
+    """Per-GPU memories to try, most likely first (see _single_gpu_memories)."""
+    stated = _as_mib(stated)
+    if stated is None:
+        return [None]
+    if count == 1:
+        return [stated]
+    divided = Decimal(stated) / count
+    per_gpu_if_total = int(divided) if divided == divided.to_integral_value() else None
+    reference = memory_reference.get(gpu_name_key(accelerator))
+    if reference is not None:
+        if _close(stated, reference, _SAME_TOLERANCE):
+            return [stated]  # this file states memory per GPU
+        if _close(stated, reference * count, _SAME_TOLERANCE):
+            return [per_gpu_if_total or reference]  # this file states the instance total
+    # No sibling to compare with: the stated value first, the total reading only if the first maps to nothing.
+    return [stated] + ([per_gpu_if_total] if per_gpu_if_total else [])
+
+
+def _resolve(
+    catalog: Catalog,
+    accelerator: str,
+    info_name: str | None,
+    provider: str,
+    instance_type: str,
+    count: Decimal,
+    stated_mib: int | None,
+    memory_reference: dict[str, int],
+) -> tuple[str | None, int | None, str]:
+    """(canonical GPU, per-GPU memory worth keeping, failure detail).
+
+    The AcceleratorName is tried first; GpuInfo's own name (e.g. RunPod's 'A100 PCIe', Hyperstack's
+    'H100-80G-PCIe') only when the AcceleratorName maps to nothing, since it is the same cloud describing the
+    same GPU. Memory candidates are tried in order; the first that resolves wins.
+    """
+    names = [accelerator]
+    if info_name and gpu_name_key(info_name) != gpu_name_key(accelerator):
+        names.append(info_name)
+    first_failure: Resolution | None = None
+    for memory in _memory_candidates(accelerator, count, stated_mib, memory_reference):
+        for name in names:
+            resolution = catalog.resolve_gpu(
+                name,
+                provider=provider,
+                instance_type=instance_type,
+                gpu_memory_mib=_snap(memory) if memory is not None else None,
+            )
+            if resolution.canonical is not None:
+                return resolution.canonical, _consistent_memory(catalog, resolution.canonical, memory, count), ""
+            first_failure = first_failure or resolution
+    assert first_failure is not None
+    return None, None, first_failure.detail
+
+
+def _consistent_memory(catalog: Catalog, canonical: str, memory: int | None, count: Decimal) -> int | None:
+    """The stated per-GPU memory if it agrees with the GPU's nominal size, else None (it is only a hint: Nebius
+    states host RAM there, Verda's older file and Vast the instance total)."""
+    if memory is None:
+        return None
+    nominal_gb = (catalog.gpus.get(canonical) or {}).get("memory_gb", "")
+    try:
+        nominal_mib = Decimal(nominal_gb) * 1024
+    except InvalidOperation:
+        return memory  # nothing to compare with: keep what the source says
+    for candidate in (memory, Decimal(memory) / count if count > 1 else None):
+        if candidate is not None and _close(candidate, nominal_mib, _CONSISTENT_TOLERANCE):
+            return int(candidate)
+    return None
