@@ -1,0 +1,301 @@
+"""OpenRouter models list: the aggregator's headline token price per model.
+
+GET https://openrouter.ai/api/v1/models answers `{"data": [model, ...]}`; some collectors keep only the bare
+array (`jq '.data | sort_by(.id)'`), so both forms are read. Each model carries `pricing` with decimal strings
+in USD per single token: `"0.000002"` is $2 per million tokens. The strings are read with Decimal, never float,
+so the conversion to USD per million tokens is exact.
+
+The per-token rules live here once and `openrouter_endpoints` imports them:
+  - `"0"` is a free listing, `"-1"` a variable price (openrouter/auto routes to whatever model it picks);
+    neither is a market price, so both are rejected (DESIGN.md 4.7);
+  - an id ending `:free` is a free variant, rejected as a whole;
+  - other `:variant` suffixes (`:thinking`, `:extended`, `:nitro`, `:exacto`, ...) run the same weights, so the
+    canonical model is looked up without the suffix, but the suffix stays in the row key and the attributes.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import httpx
+
+from pipeline.catalog import Catalog, Resolution, default_catalog
+from pipeline.http import FetchedBody, fetch_body, utc_now
+from pipeline.records import (
+    CACHED_INPUT,
+    INPUT,
+    OUTPUT,
+    TOKEN,
+    Observation,
+    ParseContext,
+    ParseError,
+    ParseResult,
+    Rejection,
+    quantize_usd,
+)
+from pipeline.sources import FetchRequest
+
+SOURCE_ID = "openrouter"
+KIND = TOKEN
+DESCRIPTION = "OpenRouter models list: headline USD-per-token prices of every listed model (provider 'openrouter')"
+
+PROVIDER = "openrouter"
+MODELS_URL = "https://openrouter.ai/api/v1/models"
+# The full list is about 0.6 MB today; the cap only stops a runaway or hostile body.
+MAX_BYTES = 32 * 1024 * 1024
+
+CURRENCY = "USD"
+UNIT = "token"
+TOKENS_PER_MILLION = Decimal(1_000_000)
+
+# pricing key -> price type. Other keys (request, image, audio, web_search, internal_reasoning,
+# input_cache_write) are not per-token prices of the instruments we index.
+PRICE_FIELDS: tuple[tuple[str, str], ...] = (
+    ("prompt", INPUT),
+    ("completion", OUTPUT),
+    ("input_cache_read", CACHED_INPUT),
+)
+REQUIRED_PRICE_KEYS = ("prompt", "completion")
+
+FREE_SUFFIX = ":free"
+
+# Every reason this parser (and openrouter_endpoints) can give, with what it means.
+REJECTION_REASONS: dict[str, str] = {
+    "free_listing": "price is 0 or the id is a ':free' variant: not a market price",
+    "variable_price": "price is -1: OpenRouter routes to a model chosen per request, the price is not fixed",
+    "bad_price": "price missing, not a decimal number, negative, or too large to represent",
+    "unknown_instrument": "model id not in pipeline/catalog/model_aliases.csv",
+    "malformed_entry": "an entry of the list is not an object with the fields a price needs",
+}
+
+
+def requests() -> list[FetchRequest]:
+    # The body does not name a provider: its prices are OpenRouter's own headline prices.
+    return [FetchRequest(source=SOURCE_ID, url=MODELS_URL, provider=PROVIDER)]
+
+
+def fetch(client: httpx.Client, request: FetchRequest, clock: Callable[[], datetime] = utc_now) -> FetchedBody:
+    return fetch_body(client, request.url, max_bytes=MAX_BYTES, clock=clock)
+
+
+def context_for_file(path: str | Path, observed_at: datetime) -> ParseContext:
+    return ParseContext(source=SOURCE_ID, observed_at=observed_at, provider=PROVIDER)
+
+
+# --- shared with openrouter_endpoints -------------------------------------------------------------------
+
+
+class PriceRejected(Exception):
+    """One price string that is not a usable market price; `reason` is a REJECTION_REASONS code."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def load_json(raw: bytes, what: str) -> object:
+    """Decode a body; numbers become Decimal so that a numeric price is as exact as a string one."""
+    try:
+        return json.loads(raw, parse_float=Decimal, parse_constant=Decimal)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        start = raw[:60].decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)[:60]
+        raise ParseError(f"{what}: body is not JSON ({type(exc).__name__}: {exc}); it starts {start!r}") from None
+
+
+def read_price(value: object) -> Decimal:
+    """A per-token price from the API as an exact Decimal, or PriceRejected saying why it cannot be used."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        raise PriceRejected("bad_price", f"price {value!r} is not a decimal string")
+    try:
+        price = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
+    except InvalidOperation:
+        raise PriceRejected("bad_price", f"price {value!r} is not a decimal number") from None
+    if not price.is_finite():
+        raise PriceRejected("bad_price", f"price {value!r} is not a finite number")
+    if price == 0:
+        raise PriceRejected("free_listing", f"price {value!r} is zero")
+    if price == -1:
+        raise PriceRejected("variable_price", f"price {value!r} means the price varies per request")
+    if price < 0:
+        raise PriceRejected("bad_price", f"price {value!r} is negative")
+    return price
+
+
+def usd_per_million(per_token: Decimal) -> Decimal:
+    """USD per token -> USD per million tokens, exact, then kept to the warehouse's 10 places."""
+    try:
+        return quantize_usd(per_token * TOKENS_PER_MILLION)
+    except InvalidOperation:  # more digits than the Decimal context holds: a garbage price, not a real one
+        raise PriceRejected("bad_price", f"price {per_token} per token is too large to represent") from None
+
+
+def split_variant(model_id: str) -> tuple[str, str | None]:
+    """'openai/gpt-4o:extended' -> ('openai/gpt-4o', 'extended'); an id without ':' has no variant."""
+    base, sep, variant = model_id.partition(":")
+    return (base, variant) if sep else (model_id, None)
+
+
+def resolve(catalog: Catalog, model_id: str) -> Resolution:
+    """The catalog's canonical model for an OpenRouter id.
+
+    The full id is tried first so that the catalog can, if ever needed, give a priced-differently variant its
+    own id; otherwise the variant runs the base model's weights and resolves like the base id.
+    """
+    exact = catalog.resolve_model(model_id)
+    base, variant = split_variant(model_id)
+    if exact.canonical is not None or variant is None:
+        return exact
+    return catalog.resolve_model(base)
+
+
+def compact_json(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+@dataclass(frozen=True)
+class Price:
+    price_type: str
+    per_token: Decimal
+    usd_per_mtok: Decimal
+
+
+def read_prices(pricing: object, row_key_prefix: str, excerpt: str) -> tuple[list[Price], list[Rejection]]:
+    """The usable prices of one `pricing` object, and a rejection for each listed price that is not usable.
+
+    `prompt` and `completion` are always expected; `input_cache_read` is read only when present.
+    """
+    if not isinstance(pricing, dict):
+        return [], [Rejection.of(row_key_prefix, "bad_price", f"pricing is {type(pricing).__name__}, not an object", excerpt)]
+    prices: list[Price] = []
+    rejections: list[Rejection] = []
+    for key, price_type in PRICE_FIELDS:
+        row_key = f"{row_key_prefix}|{price_type}"
+        if key not in pricing:
+            if key in REQUIRED_PRICE_KEYS:
+                rejections.append(Rejection.of(row_key, "bad_price", f"pricing has no {key!r}", excerpt))
+            continue
+        try:
+            per_token = read_price(pricing[key])
+            prices.append(Price(price_type, per_token, usd_per_million(per_token)))
+        except PriceRejected as exc:
+            rejections.append(Rejection.of(row_key, exc.reason, f"{key}: {exc.detail}", excerpt))
+    return prices, rejections
+
+
+def token_observation(
+    *,
+    row_key: str,
+    provider: str,
+    canonical: str,
+    source_instrument: str,
+    price: Price,
+    attributes: dict,
+) -> Observation:
+    return Observation(
+        row_key=row_key,
+        provider=provider,
+        instrument_kind=TOKEN,
+        instrument=canonical,
+        source_instrument=source_instrument,
+        price_type=price.price_type,
+        original_price=price.per_token,
+        original_currency=CURRENCY,
+        original_unit=UNIT,
+        usd_price=price.usd_per_mtok,
+        attributes=attributes,
+    )
+
+
+def free_variant_rejection(model_id: str, excerpt: str) -> Rejection:
+    return Rejection.of(model_id, "free_listing", f"{model_id!r} is a free variant", excerpt)
+
+
+def unknown_model_rejection(model_id: str, resolution: Resolution, excerpt: str) -> Rejection:
+    return Rejection.of(model_id, "unknown_instrument", resolution.detail, excerpt)
+
+
+# --- the models list --------------------------------------------------------------------------------------
+
+
+def parse(raw: bytes, ctx: ParseContext, catalog: Catalog | None = None) -> ParseResult:
+    catalog = catalog or default_catalog()
+    models = _model_entries(load_json(raw, "OpenRouter models list"))
+    result = ParseResult()
+    for position, entry in enumerate(models):
+        _parse_model(entry, position, catalog, result)
+    return result
+
+
+def _model_entries(body: object) -> list:
+    """The list of model objects, from either `{"data": [...]}` or the bare array; anything else is an error."""
+    if isinstance(body, dict):
+        if "data" not in body:
+            raise ParseError(f"OpenRouter models list: object without 'data' (keys: {sorted(body)[:10]})")
+        body = body["data"]
+    if not isinstance(body, list):
+        raise ParseError(f"OpenRouter models list: expected a list of models, got {type(body).__name__}")
+    if not body:
+        raise ParseError("OpenRouter models list: the list is empty")
+    # A list where no entry looks like a model is another endpoint's answer (e.g. GET /api/v1/providers,
+    # whose entries have name and slug but no prices): fail the snapshot rather than reject every row.
+    if not any(isinstance(e, dict) and isinstance(e.get("id"), str) and "pricing" in e for e in body):
+        first = body[0]
+        keys = sorted(first)[:10] if isinstance(first, dict) else type(first).__name__
+        raise ParseError(
+            f"OpenRouter models list: none of the {len(body)} entries has 'id' and 'pricing' "
+            f"(first entry: {keys}); this is not a models list"
+        )
+    return body
+
+
+def _parse_model(entry: object, position: int, catalog: Catalog, result: ParseResult) -> None:
+    if not isinstance(entry, dict) or not isinstance(entry.get("id"), str) or not entry["id"].strip():
+        result.rejections.append(
+            Rejection.of(f"#{position}", "malformed_entry", "entry has no string 'id'", compact_json(entry))
+        )
+        return
+    model_id = entry["id"].strip()
+    excerpt = compact_json({"id": model_id, "pricing": entry.get("pricing")})
+    if model_id.endswith(FREE_SUFFIX):
+        result.rejections.append(free_variant_rejection(model_id, excerpt))
+        return
+    prices, rejections = read_prices(entry.get("pricing"), model_id, excerpt)
+    result.rejections.extend(rejections)
+    if not prices:
+        return
+    resolution = resolve(catalog, model_id)
+    if resolution.canonical is None:
+        # One rejection for the model rather than one per price: the model, not each price, is unknown.
+        result.rejections.append(unknown_model_rejection(model_id, resolution, excerpt))
+        return
+    attributes = _model_attributes(entry, model_id)
+    for price in prices:
+        result.observations.append(
+            token_observation(
+                row_key=f"{model_id}|{price.price_type}",
+                provider=PROVIDER,
+                canonical=resolution.canonical,
+                source_instrument=model_id,
+                price=price,
+                attributes=attributes,
+            )
+        )
+
+
+def _model_attributes(entry: dict, model_id: str) -> dict:
+    top = entry.get("top_provider") if isinstance(entry.get("top_provider"), dict) else {}
+    attributes = {
+        "name": entry.get("name"),
+        "canonical_slug": entry.get("canonical_slug"),
+        "hugging_face_id": entry.get("hugging_face_id") or None,
+        "context_length": entry.get("context_length"),
+        "max_completion_tokens": top.get("max_completion_tokens"),
+        "variant": split_variant(model_id)[1],
+    }
+    return {key: value for key, value in attributes.items() if value is not None}
+
