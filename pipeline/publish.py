@@ -1,0 +1,111 @@
+"""Publication: one immutable, checksummed CSV per fixing date under warehouse/published/v1/fixings/.
+
+The bytes depend on the fixings alone (fixed header, fixed row order, fixed number formatting, no run
+timestamps), so two runs of the same day give the same file. A file once published is never overwritten:
+a later revision of the day goes to a new file beside it.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+
+from pipeline.http import utc_now
+from pipeline.paths import Warehouse
+from pipeline.warehouse import naive_utc, sql, transaction
+
+HEADER = (
+    "fixing_date", "index_id", "revision", "status", "usd_per_gpu_hour", "usd_per_mtok", "n_providers",
+    "n_observations", "p25_provider_value", "p75_provider_value", "min_provider_value", "max_provider_value",
+    "methodology_version", "window_start_utc", "window_end_utc", "input_hash",
+)
+# A cell starting with one of these is run as a formula by spreadsheet programs (CSV injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class Publication:
+    path: Path
+    sha256: str
+    new: bool  # False when the same bytes were already published
+
+
+def safe_cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return format(value, "f")  # never exponent notation
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, date):
+        return value.isoformat()
+    text = str(value)
+    if text.startswith(FORMULA_PREFIXES):
+        return "'" + text
+    return text
+
+
+def render_fixings_csv(rows: list[tuple]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(HEADER)
+    for row in rows:
+        index_id, fixing_date, revision, status, gpu, token, *rest = row
+        ordered = (fixing_date, index_id, revision, status, gpu, token, *rest)
+        writer.writerow([safe_cell(v) for v in ordered])
+    return buffer.getvalue().encode("utf-8")
+
+
+def publish_date(con: duckdb.DuckDBPyConnection, warehouse: Warehouse, fixing_date: date) -> Publication | None:
+    rows = con.execute(sql("select_published_fixings"), {"fixing_date": fixing_date}).fetchall()
+    if not rows:
+        return None
+    body = render_fixings_csv(rows)
+    digest = hashlib.sha256(body).hexdigest()
+    earlier = con.execute(sql("select_publications_for_date"), {"fixing_date": fixing_date}).fetchall()
+    if earlier and earlier[-1][1] == digest:
+        return Publication(warehouse.root / earlier[-1][0], digest, new=False)
+    folder = warehouse.published_dir / "fixings"
+    name = f"fixings_{fixing_date.isoformat()}.csv" if not earlier else (
+        f"fixings_{fixing_date.isoformat()}_pub{len(earlier) + 1}.csv"
+    )
+    target = folder / name
+    if target.exists() and hashlib.sha256(target.read_bytes()).hexdigest() != digest:
+        raise FileExistsError(f"{target} exists with other content; published files are never overwritten")
+    _write_atomically(target, body)
+    _write_atomically(target.with_name(target.name + ".sha256"), f"{digest}  {target.name}\n".encode())
+    relative = target.relative_to(warehouse.root).as_posix()
+    with transaction(con):
+        con.execute(
+            sql("insert_publication"),
+            {
+                "path": relative,
+                "sha256": digest,
+                "fixing_date": fixing_date,
+                "byte_size": len(body),
+                "published_at": naive_utc(utc_now()),
+            },
+        )
+    return Publication(target, digest, new=True)
+
+
+def _write_atomically(target: Path, body: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(body)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,143 @@
+"""The daily fixing on hand-made observations; every expected value below is worked out by hand."""
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from pipeline.definitions import DefinitionError, IndexDefinition
+from pipeline.fixing import FINAL, SUPPRESSED, compute_fixings, fix_date, register_definitions, round_half_even
+
+from conftest import add_gpu_snapshot
+
+DAY = date(2026, 11, 20)  # fixing at 16:00 UTC; window (2026-11-19 16:00, 2026-11-20 16:00]
+
+
+def h100(**overrides) -> IndexDefinition:
+    fields = dict(id="T-H100", name="test", methodology_version="1.0", instrument_kind="gpu",
+                  instrument="H100-SXM", price_type="on_demand", sources=("skypilot",))
+    return IndexDefinition(**{**fields, **overrides})
+
+
+def test_median_of_four_provider_values_is_mean_of_middle_two_rounded_half_even(con):
+    # Published worked example: (10.00 + 10.9791) / 2 = 10.48955 -> 10.4896 at 4 places.
+    for provider, price in (("a", "6.88"), ("b", "10.00"), ("c", "10.9791"), ("d", "12.29")):
+        add_gpu_snapshot(con, provider, "2026-11-20T06:00:00", [("H100-SXM", price)])
+    [f] = compute_fixings(con, [h100()], DAY)
+    assert f.status == FINAL
+    assert f.value == Decimal("10.4896")
+    assert (f.n_providers, f.n_observations) == (4, 4)
+    # Type-7 quantiles: p25 at h = 0.75 -> 6.88 + 0.75 * 3.12 = 9.22; p75 at h = 2.25 -> 10.9791 + 0.25 * 1.3109
+    # = 11.306825 -> 11.3068.
+    assert (f.p25, f.p75, f.min, f.max) == (Decimal("9.2200"), Decimal("11.3068"), Decimal("6.8800"), Decimal("12.2900"))
+
+
+def test_rounding_is_half_even_not_half_up(con):
+    # (10.00 + 10.9789) / 2 = 10.48945: half-even keeps the even 4 (10.4894); half-up would give 10.4895.
+    for provider, price in (("a", "6.88"), ("b", "10.00"), ("c", "10.9789"), ("d", "12.29")):
+        add_gpu_snapshot(con, provider, "2026-11-20T06:00:00", [("H100-SXM", price)])
+    [f] = compute_fixings(con, [h100()], DAY)
+    assert f.value == Decimal("10.4894")
+    assert round_half_even(Decimal("2.00005"), 4) == Decimal("2.0000")
+    assert round_half_even(Decimal("2.00015"), 4) == Decimal("2.0002")
+
+
+def test_one_provider_one_vote_whatever_its_number_of_offers(con):
+    # Provider a lists five offers; its value is their median (3.00), one vote among three.
+    add_gpu_snapshot(con, "a", "2026-11-20T06:00:00",
+                     [("H100-SXM", p) for p in ("1.00", "2.00", "3.00", "9.00", "9.50")])
+    add_gpu_snapshot(con, "b", "2026-11-20T06:00:00", [("H100-SXM", "4.00")])
+    add_gpu_snapshot(con, "c", "2026-11-20T06:00:00", [("H100-SXM", "5.00")])
+    [f] = compute_fixings(con, [h100()], DAY)
+    assert {c.provider: c.provider_value for c in f.constituents} == {"a": 3, "b": 4, "c": 5}
+    assert f.value == Decimal("4.0000")
+    assert f.n_observations == 7
+
+
+def test_provider_value_on_even_count_is_mean_of_two_middle_prices(con):
+    add_gpu_snapshot(con, "a", "2026-11-20T06:00:00", [("H100-SXM", "2.00"), ("H100-SXM", "2.99"),
+                                                       ("H100-SXM", "3.29"), ("H100-SXM", "4.00")])
+    add_gpu_snapshot(con, "b", "2026-11-20T06:00:00", [("H100-SXM", "1.00")])
+    add_gpu_snapshot(con, "c", "2026-11-20T06:00:00", [("H100-SXM", "9.00")])
+    [f] = compute_fixings(con, [h100()], DAY)
+    assert {c.provider: c.provider_value for c in f.constituents}["a"] == Decimal("3.14")  # (2.99 + 3.29) / 2
+
+
+def test_only_the_latest_snapshot_of_a_provider_counts(con):
+    add_gpu_snapshot(con, "a", "2026-11-20T01:00:00", [("H100-SXM", "100.00")])  # superseded the same day
+    add_gpu_snapshot(con, "a", "2026-11-20T09:00:00", [("H100-SXM", "2.00")])
+    add_gpu_snapshot(con, "b", "2026-11-20T06:00:00", [("H100-SXM", "3.00")])
+    add_gpu_snapshot(con, "c", "2026-11-20T06:00:00", [("H100-SXM", "4.00")])
+    [f] = compute_fixings(con, [h100()], DAY)
+    assert f.value == Decimal("3.0000")
+    assert f.n_observations == 3
+
+
+def test_window_excludes_its_start_and_includes_the_fixing_time(con):
+    add_gpu_snapshot(con, "a", "2026-11-19T16:00:00", [("H100-SXM", "50.00")])  # at the start: out
+    add_gpu_snapshot(con, "b", "2026-11-20T16:00:00", [("H100-SXM", "3.00")])  # at the fixing time: in
+    add_gpu_snapshot(con, "c", "2026-11-20T16:00:01", [("H100-SXM", "70.00")])  # after: out
+    add_gpu_snapshot(con, "d", "2026-11-19T16:00:01", [("H100-SXM", "4.00")])
+    add_gpu_snapshot(con, "e", "2026-11-20T12:00:00", [("H100-SXM", "5.00")])
+    [f] = compute_fixings(con, [h100()], DAY)
+    assert sorted(c.provider for c in f.constituents) == ["b", "d", "e"]
+    assert f.value == Decimal("4.0000")
+
+
+def test_fewer_providers_than_the_minimum_publish_no_value(con):
+    add_gpu_snapshot(con, "a", "2026-11-20T06:00:00", [("H100-SXM", "2.00")])
+    add_gpu_snapshot(con, "b", "2026-11-20T06:00:00", [("H100-SXM", "3.00")])
+    [f] = compute_fixings(con, [h100()], DAY)
+    assert f.status == SUPPRESSED and f.value is None
+    assert all(not c.included and c.exclusion_reason.startswith("insufficient_providers") for c in f.constituents)
+    [g] = compute_fixings(con, [h100(min_providers=2)], DAY)
+    assert g.status == FINAL and g.value == Decimal("2.5000")
+
+
+def test_other_instruments_price_types_and_sources_do_not_leak_in(con):
+    for provider in ("a", "b", "c"):
+        add_gpu_snapshot(con, provider, "2026-11-20T06:00:00", [("H100-SXM", "2.00"), ("H100-PCIE", "90.00")])
+    add_gpu_snapshot(con, "d", "2026-11-20T06:00:00", [("H100-SXM", "0.50")], price_type="spot")
+    add_gpu_snapshot(con, "e", "2026-11-20T06:00:00", [("H100-SXM", "0.50")], source="other_source")
+    [f] = compute_fixings(con, [h100()], DAY)
+    assert f.value == Decimal("2.0000") and f.n_providers == 3
+
+
+def test_rerun_adds_nothing_and_new_inputs_make_a_new_revision(con):
+    for provider, price in (("a", "2.00"), ("b", "3.00"), ("c", "4.00")):
+        add_gpu_snapshot(con, provider, "2026-11-20T06:00:00", [("H100-SXM", price)])
+    fix_date(con, [h100()], DAY)
+    fix_date(con, [h100()], DAY)
+    assert con.execute("select count(*) from fixings").fetchall() == [(1,)]
+    assert con.execute("select count(*) from fixing_constituents").fetchall() == [(3,)]
+    add_gpu_snapshot(con, "d", "2026-11-20T07:00:00", [("H100-SXM", "5.00")])
+    [f] = fix_date(con, [h100()], DAY)
+    assert (f.revision, f.value) == (2, Decimal("3.5000"))
+    rows = con.execute("select revision, usd_per_gpu_hour from fixings order by revision").fetchall()
+    assert rows == [(1, Decimal("3.0000")), (2, Decimal("3.5000"))]  # revision 1 is kept as it was
+
+
+def test_input_hash_changes_with_any_input_and_not_with_load_order(con, tmp_path):
+    for provider, price in (("a", "2.00"), ("b", "3.00"), ("c", "4.00")):
+        add_gpu_snapshot(con, provider, "2026-11-20T06:00:00", [("H100-SXM", price)])
+    [first] = compute_fixings(con, [h100()], DAY)
+    from pipeline.paths import Warehouse
+    from pipeline.warehouse import connect
+
+    other = connect(Warehouse(tmp_path / "other").ensure())
+    for provider, price in (("c", "4.00"), ("a", "2.00"), ("b", "3.00")):
+        add_gpu_snapshot(other, provider, "2026-11-20T06:00:00", [("H100-SXM", price)])
+    [same] = compute_fixings(other, [h100()], DAY)
+    add_gpu_snapshot(other, "b", "2026-11-20T07:00:00", [("H100-SXM", "3.01")])
+    [changed] = compute_fixings(other, [h100()], DAY)
+    other.close()
+    assert first.input_hash == same.input_hash
+    assert changed.input_hash != first.input_hash
+
+
+def test_a_changed_definition_under_the_same_version_is_refused(con):
+    register_definitions(con, [h100()])
+    with pytest.raises(DefinitionError, match="bump methodology_version"):
+        register_definitions(con, [h100(min_providers=5)])
+    register_definitions(con, [h100(min_providers=5, methodology_version="1.1")])
