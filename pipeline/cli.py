@@ -32,20 +32,22 @@ def cmd_sources(args) -> int:
 def cmd_parse(args) -> int:
     from pipeline.normalise import parse_body
     from pipeline.publish import safe_cell
-    from pipeline.records import ParseError
+    from pipeline.records import ParseContext, ParseError
     from pipeline.sources import get_source
 
     source = get_source(args.source)
     path = Path(args.file)
     raw = path.read_bytes()
     observed_at = args.observed_at or datetime.now(timezone.utc)
-    ctx = source.context_for_file(path, observed_at)
     if args.provider:
-        ctx = type(ctx)(**{**ctx.__dict__, "provider": args.provider})
+        ctx = ParseContext(source=args.source, observed_at=observed_at, url=path.resolve().as_uri(),
+                           provider=args.provider)
+    else:
+        ctx = source.context_for_file(path, observed_at)
     try:
         result = parse_body(source, raw, ctx)
     except ParseError as exc:
-        raise SystemExit(f"tsi parse: {path}: {exc}")
+        raise ParseError(f"{path}: {exc}") from None
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(
         ["record", "row_key", "provider", "instrument_kind", "instrument", "source_instrument", "price_type",
@@ -188,10 +190,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pipeline.records import ParseError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (OSError, ValueError, KeyError) as exc:
+    except BrokenPipeError:
+        # The reader went away (`tsi parse ... | head`): not an error worth a message.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (OSError, ValueError, KeyError, ParseError) as exc:
         # Bad input gets a sentence, not a traceback (TSI_DEBUG=1 shows the traceback).
         if os.environ.get("TSI_DEBUG"):
             raise

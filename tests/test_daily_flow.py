@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from decimal import Decimal
 
 import pytest
 
@@ -62,6 +63,24 @@ def test_demo_twice_fixes_every_date_and_adds_nothing_the_second_time(prefect_se
     con.close()
     assert finals == len(dates)
     assert failed_logged >= 2
+
+    # Worked by hand from tests/fixtures/demo/2026-11-20/skypilot/*.csv, H100-SXM on-demand per GPU-hour:
+    # verda 1.99 (1.99, 15.92/8); runpod 2.49 (2.49, 19.92/8, both regions); fluidstack 23.20/8 = 2.90;
+    # lambda median(3.29, 23.92/8 = 2.99, twice each) = 3.14; paperspace 5.95 (5.95, 47.60/8);
+    # do median(6.74, 47.60/8 = 5.95, 6.74) = 6.74. Median of six = (2.90 + 3.14) / 2 = 3.02.
+    con = connect(warehouse)
+    h100 = con.execute(
+        "select usd_per_gpu_hour, n_providers from fixings"
+        " where index_id = 'TSI-H100-SXM-OD' and fixing_date = date '2026-11-20'"
+    ).fetchall()
+    constituents = dict(con.execute(
+        "select provider, provider_value from fixing_constituents"
+        " where index_id = 'TSI-H100-SXM-OD' and fixing_date = date '2026-11-20'"
+    ).fetchall())
+    con.close()
+    assert h100 == [(Decimal("3.0200"), 6)]
+    assert constituents == {"verda": Decimal("1.99"), "runpod": Decimal("2.49"), "fluidstack": Decimal("2.90"),
+                            "lambda": Decimal("3.14"), "paperspace": Decimal("5.95"), "do": Decimal("6.74")}
 
     demo_flow(warehouse=str(warehouse.root))
     assert table_counts(warehouse) == counts
