@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timezone
+from decimal import Decimal
 
 import duckdb
 import polars as pl
@@ -37,6 +38,7 @@ OBSERVATION_SCHEMA = {
     "usd_price": pl.Decimal(20, 10),
     "observed_at": pl.Datetime("us"),
     "attributes": pl.String,
+    "segment": pl.String,
 }
 REJECTION_SCHEMA = {
     "snapshot_id": pl.String,
@@ -47,6 +49,11 @@ REJECTION_SCHEMA = {
     "raw_excerpt": pl.String,
     "observed_at": pl.Datetime("us"),
 }
+
+
+# A price that moves by this factor or more from the same row's price in the provider's previous snapshot is
+# flagged for a person to look at (the classic per-token vs per-1K unit slip moves by 1000).
+JUMP_RATIO = Decimal(10)
 
 
 @dataclass
@@ -75,6 +82,7 @@ def observations_frame(result: ParseResult, ctx: ParseContext) -> pl.DataFrame:
             "usd_price": o.usd_price,
             "observed_at": observed_at,
             "attributes": o.attributes_json(),
+            "segment": o.segment,
         }
         for o in result.observations
     ]
@@ -109,6 +117,8 @@ def load_result(con: duckdb.DuckDBPyConnection, ctx: ParseContext, result: Parse
         try:
             con.execute(sql("insert_observations"))
             con.execute(sql("insert_rejections"))
+            con.execute(sql("delete_snapshot_flags"), {"snapshot_id": ctx.snapshot_id})
+            con.execute(sql("insert_jump_flags"), {"snapshot_id": ctx.snapshot_id, "jump_ratio": JUMP_RATIO})
         finally:
             con.unregister("observation_batch")
             con.unregister("rejection_batch")

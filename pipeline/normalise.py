@@ -5,6 +5,7 @@ positive, inside its instrument's sanity band, and a row key must not repeat wit
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from types import ModuleType
 
 from pipeline.catalog import Catalog, default_catalog
@@ -40,5 +41,7 @@ def parse_body(source: ModuleType, raw: bytes, ctx: ParseContext, catalog: Catal
                 )
             )
             continue
+        if obs.segment is None:
+            obs = replace(obs, segment=catalog.segment(obs.provider))
         checked.observations.append(obs)
     return checked

@@ -57,6 +57,7 @@ class Observation:
     region: str | None = None
     gpu_count: Decimal | None = None
     attributes: dict = field(default_factory=dict)  # source details worth keeping (instance type, ...)
+    segment: str | None = None  # market segment of the provider; filled from catalog/providers.csv if None
 
     def attributes_json(self) -> str:
         return json.dumps(self.attributes, sort_keys=True, separators=(",", ":"), default=str)

@@ -46,7 +46,7 @@ def test_raw_store_refuses_a_body_that_does_not_match_its_address(warehouse):
 def test_migrations_apply_once_and_refuse_an_edited_migration(warehouse, tmp_path):
     con = connect(warehouse)
     assert migrate(con) == []  # connect() applied them; again is a no-op
-    assert con.execute("select version from schema_migrations").fetchall() == [(1,)]
+    assert con.execute("select version from schema_migrations order by version").fetchall() == [(1,), (2,)]
     con.close()
     folder = tmp_path / "migrations"
     folder.mkdir()
@@ -135,3 +135,28 @@ def test_a_timeout_is_a_transient_fetch_error():
         with pytest.raises(FetchError, match="timed out") as exc:
             fetch_body(client, "https://example.test/slow")
     assert exc.value.transient
+
+
+def test_a_tenfold_move_from_the_previous_snapshot_is_flagged_not_refused(con):
+    add_gpu_snapshot(con, "lambda", "2026-11-18T06:00:00", [("H100-SXM", "2.00")])
+    jumped = add_gpu_snapshot(con, "lambda", "2026-11-19T06:00:00", [("H100-SXM", "20.00")])  # x10: flagged
+    calm = add_gpu_snapshot(con, "lambda", "2026-11-20T06:00:00", [("H100-SXM", "19.00")])  # /1.05: not
+    dropped = add_gpu_snapshot(con, "lambda", "2026-11-21T06:00:00", [("H100-SXM", "1.90")])  # /10: flagged
+    flags = con.execute("select snapshot_id, flag from observation_flags order by snapshot_id").fetchall()
+    assert sorted(flags) == sorted([(jumped, "jump_vs_previous"), (dropped, "jump_vs_previous")])
+    assert calm not in {f[0] for f in flags}
+    assert con.execute("select count(*) from observations").fetchall() == [(4,)]  # flagged rows are kept
+
+
+def test_parsed_observations_carry_their_providers_segment():
+    from pathlib import Path
+
+    from pipeline.normalise import parse_body
+    from pipeline.records import ParseContext
+    from pipeline.sources import skypilot
+
+    body = (Path(__file__).parent / "fixtures" / "skypilot" / "lambda_vms.csv").read_bytes()
+    result = parse_body(skypilot, body, ParseContext("skypilot", WHEN, provider="lambda"))
+    assert {o.segment for o in result.observations} == {"specialist"}
+    unknown = parse_body(skypilot, body, ParseContext("skypilot", WHEN, provider="newcloud"))
+    assert {o.segment for o in unknown.observations} == {None}

@@ -65,6 +65,10 @@ class Catalog:
         self.folder = folder
         self.gpus: dict[str, dict] = {r["canonical_gpu"]: r for r in _read_csv(folder / "gpus.csv")}
         self.models: dict[str, dict] = {r["canonical_model"]: r for r in _read_csv(folder / "models.csv")}
+        providers_file = folder / "providers.csv"
+        self.providers: dict[str, dict] = (
+            {r["provider"]: r for r in _read_csv(providers_file)} if providers_file.exists() else {}
+        )
         self._gpu_aliases: dict[str, list[GpuAlias]] = {}
         for row in _read_csv(folder / "gpu_aliases.csv"):
             canonical = row["canonical_gpu"]
@@ -120,6 +124,10 @@ class Catalog:
         if canonical is None:
             return Resolution(None, f"model {name!r} not in model_aliases.csv")
         return Resolution(canonical, "")
+
+    def segment(self, provider: str) -> str | None:
+        row = self.providers.get(provider)
+        return row["segment"] if row and row.get("segment") else None
 
     def band(self, kind: str, instrument: str) -> Band | None:
         row = (self.gpus if kind == "gpu" else self.models).get(instrument)

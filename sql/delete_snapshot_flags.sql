@@ -1,0 +1,1 @@
+delete from observation_flags where snapshot_id = $snapshot_id;

@@ -1,0 +1,31 @@
+-- Flag every row of one snapshot whose price moved by $jump_ratio or more (up or down) from the same row
+-- (same source, provider, row key) in that provider's previous snapshot. A flag does not refuse the price.
+with current_rows as (
+    select snapshot_id, source, provider, row_key, observed_at,
+           coalesce(usd_per_gpu_hour, usd_per_mtok) as usd_price
+    from observations
+    where snapshot_id = $snapshot_id
+),
+
+previous_rows as (
+    select c.row_key, c.usd_price, coalesce(p.usd_per_gpu_hour, p.usd_per_mtok) as previous_price,
+           p.snapshot_id as previous_snapshot
+    from current_rows as c
+    join observations as p
+        on  p.source = c.source
+        and p.provider = c.provider
+        and p.row_key = c.row_key
+        and p.observed_at < c.observed_at
+        -- bounded look-back keeps the check cheap however long the history grows
+        and p.observed_at >= c.observed_at - interval 31 day
+    qualify row_number() over (partition by c.row_key order by p.observed_at desc, p.snapshot_id desc) = 1
+)
+
+insert into observation_flags (snapshot_id, row_key, flag, detail)
+select
+    $snapshot_id,
+    row_key,
+    'jump_vs_previous',
+    'price ' || usd_price::varchar || ' vs ' || previous_price::varchar || ' in snapshot ' || previous_snapshot
+from previous_rows
+where usd_price >= previous_price * $jump_ratio or usd_price * $jump_ratio <= previous_price;
