@@ -43,11 +43,11 @@ def retry_transient_only(task, task_run, state) -> bool:
     cache_policy=NO_CACHE,  # never cache a scrape: it would freeze prices
     task_run_name="fetch-{request.label}",
 )
-def fetch_request(request: FetchRequest, replay_dir: str | None, collected_at: datetime | None) -> FetchedBody:
+def fetch_request(request: FetchRequest, replay_dir: str | None, collected_at: datetime | None) -> list[FetchedBody]:
     transport = replay_transport(Path(replay_dir)) if replay_dir else None
     clock = (lambda: collected_at) if collected_at else utc_now
     with make_client(transport) as client:
-        return get_source(request.source).fetch(client, request, clock)
+        return collect.fetch(get_source(request.source), client, request, clock)
 
 
 @flow(name="collect")
@@ -73,8 +73,8 @@ def collect_flow(
             future.wait()
             state = future.state
             if state.is_completed():
-                snapshot = collect.store_fetched(con, store, request, future.result())
-                stored.append(snapshot.snapshot_id)
+                for page in future.result():
+                    stored.append(collect.store_fetched(con, store, request, page).snapshot_id)
             else:
                 error = state.result(raise_on_failure=False)
                 collect.record_failure(con, request, error if isinstance(error, BaseException) else RuntimeError(str(error)),

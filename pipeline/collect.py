@@ -32,16 +32,20 @@ def snapshot_id_for(source: str, url: str, fetched: FetchedBody, body_sha256: st
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def fetch(source: ModuleType, client, request: FetchRequest, clock) -> FetchedBody:
-    """Network only; raises pipeline.http.FetchError on failure."""
-    return source.fetch(client, request, clock)
+def fetch(source: ModuleType, client, request: FetchRequest, clock) -> list[FetchedBody]:
+    """Network only; raises pipeline.http.FetchError on failure. A paged source returns every page, each
+    page stamped with the time the collection started, so that the pages count as one collection."""
+    fetched = source.fetch(client, request, clock)
+    return fetched if isinstance(fetched, list) else [fetched]
 
 
 def store_fetched(
     con: duckdb.DuckDBPyConnection, store: RawStore, request: FetchRequest, fetched: FetchedBody
 ) -> StoredSnapshot:
     digest = store.put(fetched.body)  # the body is on disk before the warehouse mentions it
-    snapshot_id = snapshot_id_for(request.source, request.url, fetched, digest)
+    # The response's URL, not the request's: the pages of a paged API are bodies of their own.
+    url = fetched.url or request.url
+    snapshot_id = snapshot_id_for(request.source, url, fetched, digest)
     with transaction(con):
         con.execute(
             sql("insert_raw_snapshot"),
@@ -49,7 +53,7 @@ def store_fetched(
                 "snapshot_id": snapshot_id,
                 "sha256": digest,
                 "source": request.source,
-                "url": request.url,
+                "url": url,
                 "provider": request.provider,
                 "fetched_at": naive_utc(fetched.fetched_at),
                 "http_status": fetched.status,
@@ -62,7 +66,7 @@ def store_fetched(
             sql("insert_fetch_log"),
             {
                 "source": request.source,
-                "url": request.url,
+                "url": url,
                 "attempted_at": naive_utc(fetched.fetched_at),
                 "outcome": "stored",
                 "http_status": fetched.status,
@@ -70,7 +74,7 @@ def store_fetched(
                 "snapshot_id": snapshot_id,
             },
         )
-    return StoredSnapshot(snapshot_id, digest, request.source, request.url, len(fetched.body))
+    return StoredSnapshot(snapshot_id, digest, request.source, url, len(fetched.body))
 
 
 def record_failure(

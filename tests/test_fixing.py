@@ -141,3 +141,15 @@ def test_a_changed_definition_under_the_same_version_is_refused(con):
     with pytest.raises(DefinitionError, match="bump methodology_version"):
         register_definitions(con, [h100(min_providers=5)])
     register_definitions(con, [h100(min_providers=5, methodology_version="1.1")])
+
+
+def test_bodies_fetched_together_count_as_one_collection(con):
+    # A paged API: two pages fetched in one collection (same fetch time) are one provider's one vote,
+    # its value the median over both pages: (2.00, 3.00, 4.00) -> 3.00.
+    add_gpu_snapshot(con, "azure", "2026-11-20T06:00:00", [("H100-SXM", "2.00"), ("H100-SXM", "3.00", "p1")])
+    add_gpu_snapshot(con, "azure", "2026-11-20T06:00:00", [("H100-SXM", "4.00", "p2")])
+    add_gpu_snapshot(con, "b", "2026-11-20T06:00:00", [("H100-SXM", "5.00")])
+    add_gpu_snapshot(con, "c", "2026-11-20T06:00:00", [("H100-SXM", "6.00")])
+    [f] = compute_fixings(con, [h100()], DAY)
+    assert {c.provider: (c.provider_value, c.n_observations) for c in f.constituents}["azure"] == (Decimal("3.00"), 3)
+    assert f.value == Decimal("5.0000")

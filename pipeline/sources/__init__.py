@@ -4,7 +4,9 @@
     KIND: str                         "gpu" or "token"
     DESCRIPTION: str
     def requests() -> list[FetchRequest]                    what a live collection fetches
-    def fetch(client, request, clock) -> FetchedBody        network only; no parsing
+    def fetch(client, request, clock) -> FetchedBody | list[FetchedBody]
+                                                            network only; no parsing. A paged API returns
+                                                            every page, all stamped with one clock() call
     def parse(raw: bytes, ctx: ParseContext) -> ParseResult pure: bytes in, records out
     def context_for_file(path, observed_at) -> ParseContext  how `tsi parse` reads a saved body
 
