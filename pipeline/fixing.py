@@ -95,6 +95,7 @@ def compute_fixings(
                 "sources": list(d.sources),
                 "window_start": naive_utc(d.window(fixing_date)[0]),
                 "window_end": naive_utc(d.window(fixing_date)[1]),
+                "fixing_date": fixing_date,
             }
             for d in definitions
         ],
@@ -106,6 +107,7 @@ def compute_fixings(
             "sources": pl.List(pl.String),
             "window_start": pl.Datetime("us"),
             "window_end": pl.Datetime("us"),
+            "fixing_date": pl.Date,
         },
     ).to_arrow()
     con.register("fix_targets", targets)

@@ -39,6 +39,8 @@ OBSERVATION_SCHEMA = {
     "observed_at": pl.Datetime("us"),
     "attributes": pl.String,
     "segment": pl.String,
+    "valid_from": pl.Date,
+    "valid_to": pl.Date,
 }
 REJECTION_SCHEMA = {
     "snapshot_id": pl.String,
@@ -83,6 +85,8 @@ def observations_frame(result: ParseResult, ctx: ParseContext) -> pl.DataFrame:
             "observed_at": observed_at,
             "attributes": o.attributes_json(),
             "segment": o.segment,
+            "valid_from": o.valid_from,
+            "valid_to": o.valid_to,
         }
         for o in result.observations
     ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 GPU = "gpu"
@@ -58,6 +58,10 @@ class Observation:
     gpu_count: Decimal | None = None
     attributes: dict = field(default_factory=dict)  # source details worth keeping (instance type, ...)
     segment: str | None = None  # market segment of the provider; filled from catalog/providers.csv if None
+    # For sources that publish a price history: the dates (inclusive) over which this price held. A fixing
+    # on date D uses the observation only if valid_from <= D <= valid_to (an open bound always passes).
+    valid_from: date | None = None
+    valid_to: date | None = None
 
     def attributes_json(self) -> str:
         return json.dumps(self.attributes, sort_keys=True, separators=(",", ":"), default=str)

@@ -1,7 +1,8 @@
 -- One provider, one vote (methodology v1, steps 1-2), for every index of one fixing date at once.
 --
 -- fix_targets: a table registered by the caller, one row per index: index_id, instrument_kind, instrument,
--- price_type, sources (varchar[]), window_start (exclusive), window_end (inclusive; the fixing time).
+-- price_type, sources (varchar[]), window_start (exclusive), window_end (inclusive; the fixing time),
+-- fixing_date (for observations valid over a stated interval of dates).
 --
 -- A provider's value is the median of its eligible prices in its latest collection in the window. The median
 -- is exact: the middle value, or half the sum of the two middle values on an even count (no float).
@@ -21,6 +22,8 @@ with eligible as (
         and list_contains(t.sources, o.source)
     where o.observed_at > t.window_start
       and o.observed_at <= t.window_end
+      and (o.valid_from is null or o.valid_from <= t.fixing_date)
+      and (o.valid_to is null or o.valid_to >= t.fixing_date)
 ),
 
 latest_collection as (

@@ -41,7 +41,8 @@ def utc(text: str) -> datetime:
 
 
 def add_gpu_snapshot(con, provider: str, observed_at: str, prices: list[tuple[str, str] | tuple[str, str, str]],
-                     *, source: str = "skypilot", price_type: str = "on_demand") -> str:
+                     *, source: str = "skypilot", price_type: str = "on_demand",
+                     valid_from=None, valid_to=None) -> str:
     """Load one synthetic snapshot: prices are (instrument, usd_per_gpu_hour[, row suffix])."""
     snapshot_id = hashlib.sha256(f"{source}|{provider}|{observed_at}|{prices}".encode()).hexdigest()
     observations = [
@@ -58,6 +59,8 @@ def add_gpu_snapshot(con, provider: str, observed_at: str, prices: list[tuple[st
             usd_price=Decimal(price),
             region="r1",
             gpu_count=Decimal(1),
+            valid_from=valid_from,
+            valid_to=valid_to,
         )
         for i, (instrument, price, *extra) in enumerate(prices)
     ]

@@ -153,3 +153,16 @@ def test_bodies_fetched_together_count_as_one_collection(con):
     [f] = compute_fixings(con, [h100()], DAY)
     assert {c.provider: (c.provider_value, c.n_observations) for c in f.constituents}["azure"] == (Decimal("3.00"), 3)
     assert f.value == Decimal("5.0000")
+
+
+def test_a_dated_price_counts_only_on_the_dates_it_held(con):
+    # A price history fetched today: the old price held until 2026-11-19, the new one from 2026-11-20.
+    from datetime import date as d
+
+    add_gpu_snapshot(con, "a", "2026-11-20T06:00:00", [("H100-SXM", "9.00", "old")], valid_to=d(2026, 11, 19))
+    add_gpu_snapshot(con, "a", "2026-11-20T06:00:00", [("H100-SXM", "2.00", "new")], valid_from=d(2026, 11, 20))
+    add_gpu_snapshot(con, "b", "2026-11-20T06:00:00", [("H100-SXM", "3.00")])
+    add_gpu_snapshot(con, "c", "2026-11-20T06:00:00", [("H100-SXM", "4.00")])
+    [f] = compute_fixings(con, [h100()], DAY)
+    assert {c.provider: c.provider_value for c in f.constituents}["a"] == Decimal("2.00")
+    assert f.value == Decimal("3.0000")
