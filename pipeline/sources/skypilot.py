@@ -12,14 +12,21 @@ What the files look like (see ../shared/data/real/SOURCES.md), and what this par
   is price / count. The count may be `8.0`, or a fraction of a GPU (`0.5`).
 - An empty price cell means "not offered"; a spot price of `0.00` (Vast writes it on every row) means "no spot
   offer". Neither is an observation nor a rejection.
-- CPU-only rows (no AcceleratorName) are recorded as rejections `no_accelerator`, so nothing vanishes silently.
+- CPU-only rows (no AcceleratorName) are recorded as rejections `no_accelerator`, so nothing vanishes silently. GCP's
+  A2/A3/G2 machine rows are of this kind too: they carry only the host's price, while the GPUs are priced on their own
+  rows with an empty InstanceType (kept, with the attribute `price_scope` = gpu_only; GCP publishes GPU prices so).
+- Aggregators (Prime Intellect) name offers their own way (`hyperstack__1xH100_80GB__28__180`) and keep the upstream
+  cloud's instance name in UpstreamCloudId (`n3-H100x1`); alias patterns are searched in both.
+- Prices are read as written, float noise included (Cudo's `0.36979999999999996`); AWS adds an Arch column and GPU
+  slices (`gr6f`: AcceleratorCount 0.5, GpuInfo Count 0); Shadeform states memory in GB under SizeInMiB.
 - GpuInfo holds the per-GPU memory in five shapes (a Python-repr dict, the same with lowercase keys, real JSON,
   a bare name, or nothing) and that memory is sometimes wrong (Verda's older file and Vast write the instance
   total; Nebius writes host RAM; RunPod v8 writes GB). It is used only as a hint for names whose memory size
   decides the GPU (`A100` 40 vs 80 GB, `V100` 16 vs 32 GB), never trusted on its own.
 - GPU names are mapped to canonical ids by the catalog (pipeline/catalog/gpu_aliases.csv). A name it cannot map
   with certainty (e.g. a bare `H100` whose form factor the data does not state) is a rejection
-  `unknown_instrument`; TPUs and other non-GPU accelerators are rejections `not_a_gpu`.
+  `unknown_instrument`; TPUs and other non-GPU accelerators (Inferentia, Trainium, Gaudi, Qualcomm AI 100) are
+  rejections `not_a_gpu` (GCP gives TPU slices a placeholder price of 700.0: refused before any price is read).
 
 Prices are parsed with Decimal from the text of the cell; no float ever touches them.
 """
@@ -77,6 +84,15 @@ OTHER_KNOWN_CLOUDS: tuple[tuple[str, str], ...] = (
     ("v7", "nebius"),
     ("v7", "vast"),
     ("v8", "hyperstack"),
+    ("v8", "aws"),
+    ("v8", "gcp"),
+    ("v8", "cudo"),
+    ("v8", "hyperbolic"),
+    ("v8", "mithril"),
+    ("v8", "primeintellect"),
+    ("v8", "seeweb"),
+    ("v8", "shadeform"),
+    ("v7", "simplepod"),
 )
 
 # Catalogs are small (these six are under 100 kB; AWS's, listing every zone, is the largest at some MB): 32 MiB
@@ -90,7 +106,7 @@ PRICE_COLUMNS = {"price": ON_DEMAND, "spotprice": SPOT}
 
 # Accelerators that are not GPUs (Google TPUs, AWS Inferentia/Trainium, Intel Gaudi): a clearer reason than
 # `unknown_instrument`, since no alias will ever map them to a GPU index.
-NOT_A_GPU = re.compile(r"^(tpu[-_]|inferentia|trainium|gaudi)", re.I)
+NOT_A_GPU = re.compile(r"^(tpu[-_]|inferentia|trainium|gaudi|qualcomm)", re.I)
 
 # A GPU's memory written in the SizeInMiB field but below 1 GiB can only be in GiB (RunPod's v8 catalog writes
 # `'SizeInMiB': 80` for an 80 GB card); no GPU in any catalog has less than 1 GiB.
@@ -258,19 +274,25 @@ def _parse_row(
         result.rejections.append(Rejection.of(f"{base_key}|{price_type}", reason, detail, line))
 
     if not accelerator:
-        reject("no_accelerator", f"{instance_label!r} has no GPU (a CPU-only instance)")
+        # GCP's A2/A3/G2 machine rows carry only the host (vCPU and RAM) part of the price: their GPUs are priced on
+        # their own accelerator rows, so the host row is no GPU observation either.
+        reject("no_accelerator", f"{instance_label!r} has no GPU on this row (a CPU-only instance or a host-only price)")
         return
     count = _parse_count(row["acceleratorcount"])
     if count is None:
         reject("bad_gpu_count", f"AcceleratorCount {row['acceleratorcount']!r} is not a positive number")
         return
     if NOT_A_GPU.match(accelerator):
-        reject("not_a_gpu", f"accelerator {accelerator!r} is not a GPU (TPU, Inferentia, Trainium or Gaudi)")
+        reject("not_a_gpu", f"accelerator {accelerator!r} is not a GPU (TPU, Inferentia, Trainium, Gaudi or Qualcomm AI)")
         return
 
     info_name, stated_mib = _gpu_info(row.get("gpuinfo", ""))
+    # Aggregators (Prime Intellect) name the offer their way and keep the upstream cloud's own instance name beside
+    # it; alias patterns are searched in both, since the upstream name is often the one that states the form factor.
+    upstream = row.get("upstreamcloudid", "")
+    described_as = f"{instance_type} {upstream}".strip() if upstream and upstream != instance_type else instance_type
     canonical, memory_mib, detail = _resolve(
-        catalog, accelerator, info_name, provider, instance_type, count, stated_mib, memory_reference
+        catalog, accelerator, info_name, provider, described_as, count, stated_mib, memory_reference
     )
     if canonical is None:
         reject("unknown_instrument", detail)
@@ -283,6 +305,10 @@ def _parse_row(
         attributes["availability_zone"] = zone
     if row.get("upstreamcloudid"):
         attributes["upstream_cloud_id"] = row["upstreamcloudid"]
+    if not instance_type:
+        # GCP's attachable-GPU rows: the price of the GPUs alone, without the VM they attach to (GCP publishes its
+        # GPU prices this way too). Kept, and marked, so that a methodology can tell them from all-in instance prices.
+        attributes["price_scope"] = "gpu_only"
 
     for column, price_type in PRICE_COLUMNS.items():
         if column not in row:

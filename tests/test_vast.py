@@ -1,0 +1,177 @@
+"""The Vast.ai source: per-offer prices per GPU-hour, the real sample in ../shared, hostile offers, the demo recordings.
+
+Expected prices are worked out by hand from the offers' text (dph_total or min_bid / num_gpus, rounded half-even to
+10 places), never copied from the parser's output.
+"""
+from __future__ import annotations
+
+import json
+import tomllib
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from pipeline.normalise import parse_body
+from pipeline.records import ON_DEMAND, SPOT, ParseContext, ParseError
+from pipeline.sources import vast
+
+TESTS = Path(__file__).resolve().parent
+FIXTURES = TESTS / "fixtures" / "vast"
+DEMO = TESTS / "fixtures" / "demo"
+DEMO_DATES = ["2026-11-16", "2026-11-17", "2026-11-18", "2026-11-19", "2026-11-20"]
+WHEN = datetime(2026, 11, 18, 6, 0, tzinfo=timezone.utc)
+# Every reason this source may give, and why (README "Sources"): nothing else may appear on real data.
+DOCUMENTED_REASONS = {"unknown_instrument", "bad_gpu_count", "bad_price", "not_rentable", "malformed_offer",
+                      "not_positive", "outside_sanity_band", "duplicate_row"}
+
+
+def ctx() -> ParseContext:
+    return ParseContext(source="vast", observed_at=WHEN, url="https://console.vast.ai/api/v0/bundles/", provider="vast")
+
+
+def parse(raw: bytes):
+    return parse_body(vast, raw, ctx())
+
+
+def by_key(result) -> dict:
+    return {o.row_key: o for o in result.observations}
+
+
+# ----------------------------------------------------------------------------------------- the real sample
+
+
+def test_real_sample_first_three_offers(shared_real):
+    path = shared_real / "vast_offers" / "vast_search_offers_first3.json"
+    result = parse_body(vast, path.read_bytes(), vast.context_for_file(path, WHEN))
+    assert result.rejections == []
+    obs = by_key(result)
+    assert sorted(obs) == [f"{i}|{t}" for i in (39185351, 39209551, 39235233) for t in (ON_DEMAND, SPOT)]
+    first = obs["39185351|on_demand"]
+    # One A100 SXM4 stating 39936 MB: the 40 GB card. dph_total 0.6951851851851852 / 1, to 10 places: 0.6951851852.
+    assert (first.instrument, first.source_instrument) == ("A100-40GB", "A100 SXM4")
+    assert first.original_price == Decimal("0.6951851851851852")  # the JSON text, exactly
+    assert first.usd_price == Decimal("0.6951851852")
+    assert (first.gpu_count, first.original_unit, first.region) == (Decimal(1), "offer_hour", "Alberta, CA")
+    assert first.segment == "marketplace"
+    assert obs["39185351|spot"].usd_price == Decimal("0.6")  # min_bid 0.6 / 1
+    # 0.7648629629629631 -> 0.7648629630; min_bid 0.7333333333333334 -> 0.7333333333.
+    assert obs["39235233|on_demand"].usd_price == Decimal("0.7648629630")
+    assert obs["39235233|spot"].usd_price == Decimal("0.7333333333")
+    # A slice of a bigger machine keeps its own GPU count; the slice is an attribute, as are reliability and checks.
+    sliced = obs["39209551|on_demand"].attributes
+    assert sliced["gpu_frac"] == Decimal("0.5") and sliced["reliability2"] == Decimal("0.997128")
+    assert sliced["verification"] == "verified" and sliced["gpu_ram"] == 40960
+    assert all(type(o.usd_price) is Decimal and type(o.original_price) is Decimal for o in result.observations)
+
+
+# ----------------------------------------------------------------------------------------- hand-written offers
+
+
+def test_multi_gpu_offers_divide_by_num_gpus():
+    result = parse((FIXTURES / "offers.json").read_bytes())
+    obs = by_key(result)
+    h100 = obs["41000001|on_demand"]
+    assert (h100.instrument, h100.gpu_count) == ("H100-SXM", Decimal(8))
+    assert h100.usd_price == Decimal("1.9011111111")  # 15.208888888888889 / 8 = 1.901111111111111125
+    assert obs["41000001|spot"].usd_price == Decimal("1.3")  # 10.4 / 8
+    a100 = obs["41000002|on_demand"]  # gpu_ram 81920 per GPU: the 80 GB card
+    assert (a100.instrument, a100.usd_price) == ("A100-80GB", Decimal("0.8368518519"))  # 1.6737037037037037 / 2
+    assert obs["41000002|spot"].usd_price == Decimal("0.45")  # 0.9 / 2
+    v100 = obs["41000010|on_demand"]  # 16160 MB: the 16 GB card; 0.5481481481481482 / 4 = 0.13703703703703705
+    assert (v100.instrument, v100.usd_price) == ("V100-16GB", Decimal("0.1370370370"))
+    assert obs["41000003|on_demand"].instrument == "RTX4070TI-SUPER"
+    assert "41000003|spot" not in obs  # min_bid 0: no interruptible offer, and no rejection either
+    assert h100.attributes["host_id"] == 150001 and h100.attributes["gpu_memory_mib"] == 81920
+
+
+def test_hostile_and_broken_offers_are_rejected_with_reasons():
+    result = parse((FIXTURES / "offers.json").read_bytes())
+    reasons = {(r.row_key, r.reason) for r in result.rejections}
+    assert reasons == {
+        ("41000004|*", "unknown_instrument"),  # a spreadsheet formula as the GPU name
+        ("41000005|*", "bad_gpu_count"),  # num_gpus 0
+        ("41000006|on_demand", "bad_price"),  # a price as a string
+        ("41000007|on_demand", "bad_price"),  # a negative price
+        ("41000008|on_demand", "outside_sanity_band"),  # 4000 USD for one H100-hour
+        ("41000009|*", "not_rentable"),
+        ("41000010|spot", "bad_price"),  # NaN is not a number
+        ("offer #11|*", "malformed_offer"),
+    }
+    formula = next(r for r in result.rejections if r.reason == "unknown_instrument")
+    assert '=HYPERLINK(\\"http://evil.example\\"' in formula.raw_excerpt  # kept as data, in the excerpt
+    obs = by_key(result)
+    # The other price of a half-broken offer survives.
+    assert obs["41000006|spot"].usd_price == Decimal("0.4")  # 1.6 / 4
+    assert obs["41000008|spot"].usd_price == Decimal("1.5")
+    assert "41000006|on_demand" not in obs and "41000008|on_demand" not in obs
+
+
+def test_bare_list_and_wrapped_offers_read_alike():
+    # `vastai search offers --raw` prints the bare list, the API wraps it in {"offers": ...}.
+    wrapped_text = (FIXTURES / "offers.json").read_text()
+    bare_text = wrapped_text[wrapped_text.index("["): wrapped_text.rindex("]") + 1]
+    bare, wrapped = parse(bare_text.encode()), parse(wrapped_text.encode())
+    assert [(o.row_key, o.usd_price) for o in bare.observations] == [(o.row_key, o.usd_price) for o in wrapped.observations]
+    assert len(bare.observations) == 8
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b"", "empty"),
+        (b"  \n", "empty"),
+        (b"<html>502 Bad Gateway</html>", "not JSON"),
+        (b'{"success": false, "error": "invalid_args"}', "no 'offers'"),
+        (b'{"offers": {"id": 1}}', "not a list"),
+        (b'{"offers": []}', "no offers"),
+        (b"[]", "no offers"),
+    ],
+)
+def test_unreadable_bodies_fail_loudly(body, message):
+    with pytest.raises(ParseError, match=message):
+        vast.parse(body, ctx())
+
+
+# ----------------------------------------------------------------------------------------- requests and fetch
+
+
+def test_request_is_one_get_with_the_query_as_json():
+    [request] = vast.requests()
+    assert (request.source, request.provider) == ("vast", "vast")
+    parts = urlsplit(request.url)
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == "https://console.vast.ai/api/v0/bundles/"
+    query = json.loads(parse_qs(parts.query)["q"][0])
+    assert query["verified"] == {"eq": True} and query["rentable"] == {"eq": True} and query["rented"] == {"eq": False}
+    assert "H100 SXM" in query["gpu_name"]["in"] and query["type"] == "on-demand"
+
+
+def test_fetch_uses_the_request_url_and_clock():
+    body = (FIXTURES / "offers.json").read_bytes()
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, content=body, headers={"Content-Type": "application/json"})
+
+    [request] = vast.requests()
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+        fetched = vast.fetch(client, request, clock=lambda: WHEN)
+    assert seen == [request.url] and (fetched.body, fetched.fetched_at) == (body, WHEN)
+
+
+# ----------------------------------------------------------------------------------------- the demo recordings
+
+
+@pytest.mark.parametrize("date", DEMO_DATES)
+def test_demo_recording_matches_the_request_and_parses_cleanly(date):
+    [response] = tomllib.loads((DEMO / date / "manifest-vast.toml").read_text())["response"]
+    assert response["url"] == vast.requests()[0].url and response["status"] == 200
+    result = parse((DEMO / date / response["file"]).read_bytes())
+    assert result.rejections == []
+    on_demand = {o.instrument for o in result.observations if o.price_type == ON_DEMAND}
+    assert {"H100-SXM", "H200", "A100-80GB", "L40S", "RTX4090"} <= on_demand
+    assert {o.provider for o in result.observations} == {"vast"}
