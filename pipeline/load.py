@@ -6,7 +6,7 @@ re-parsed later from what was kept. Loading a snapshot replaces what it gave bef
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timezone
+from datetime import date, timezone
 from decimal import Decimal
 
 import duckdb
@@ -14,11 +14,11 @@ import polars as pl
 
 from pipeline.catalog import Catalog
 from pipeline.http import utc_now
-from pipeline.normalise import parse_body
+from pipeline.normalise import MAX_FX_AGE_DAYS, parse_body
 from pipeline.rawstore import RawStore
-from pipeline.records import ParseContext, ParseError, ParseResult
-from pipeline.sources import get_source
-from pipeline.warehouse import naive_utc, sql, transaction
+from pipeline.records import FX, FxRate, ParseContext, ParseError, ParseResult
+from pipeline.sources import SOURCES, get_source
+from pipeline.warehouse import fetch_first, naive_utc, sql, transaction
 
 # Explicit schemas: decimals and timestamps must not be inferred differently from one batch to the next.
 OBSERVATION_SCHEMA = {
@@ -41,6 +41,15 @@ OBSERVATION_SCHEMA = {
     "segment": pl.String,
     "valid_from": pl.Date,
     "valid_to": pl.Date,
+    "fx_usd_per_unit": pl.Decimal(20, 10),
+    "fx_rate_date": pl.Date,
+}
+FX_RATE_SCHEMA = {
+    "rate_date": pl.Date,
+    "currency": pl.String,
+    "usd_per_unit": pl.Decimal(20, 10),
+    "snapshot_id": pl.String,
+    "units_per_eur": pl.Decimal(20, 10),
 }
 REJECTION_SCHEMA = {
     "snapshot_id": pl.String,
@@ -87,10 +96,47 @@ def observations_frame(result: ParseResult, ctx: ParseContext) -> pl.DataFrame:
             "segment": o.segment,
             "valid_from": o.valid_from,
             "valid_to": o.valid_to,
+            "fx_usd_per_unit": o.fx_usd_per_unit,
+            "fx_rate_date": o.fx_rate_date,
         }
         for o in result.observations
     ]
     return pl.DataFrame(rows, schema=OBSERVATION_SCHEMA)
+
+
+def fx_rates_frame(result: ParseResult, ctx: ParseContext) -> pl.DataFrame:
+    rows = [
+        {
+            "rate_date": r.rate_date,
+            "currency": r.currency,
+            "usd_per_unit": r.usd_per_unit,
+            "snapshot_id": ctx.snapshot_id,
+            "units_per_eur": r.units_per_eur,
+        }
+        for r in result.fx_rates
+    ]
+    return pl.DataFrame(rows, schema=FX_RATE_SCHEMA)
+
+
+class WarehouseFx:
+    """The FX rates already in the warehouse (pipeline.normalise.FxLookup), looked up by SQL, cached per
+    (currency, date) for one snapshot's parse."""
+
+    max_age_days = MAX_FX_AGE_DAYS
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con = con
+        self._cache: dict[tuple[str, date], FxRate | None] = {}
+
+    def rate(self, currency: str, on: date) -> FxRate | None:
+        key = (currency, on)
+        if key not in self._cache:
+            row = fetch_first(
+                self.con, sql("select_fx_rate"),
+                {"currency": currency, "on_date": on, "max_age_days": self.max_age_days},
+            )
+            self._cache[key] = FxRate(row[0], currency, row[1]) if row else None
+        return self._cache[key]
 
 
 def rejections_frame(result: ParseResult, ctx: ParseContext) -> pl.DataFrame:
@@ -113,27 +159,34 @@ def rejections_frame(result: ParseResult, ctx: ParseContext) -> pl.DataFrame:
 def load_result(con: duckdb.DuckDBPyConnection, ctx: ParseContext, result: ParseResult) -> None:
     observations = observations_frame(result, ctx).to_arrow()
     rejections = rejections_frame(result, ctx).to_arrow()
+    fx_rates = fx_rates_frame(result, ctx).to_arrow()
     with transaction(con):
         con.execute(sql("delete_snapshot_observations"), {"snapshot_id": ctx.snapshot_id})
         con.execute(sql("delete_snapshot_rejections"), {"snapshot_id": ctx.snapshot_id})
+        con.execute(sql("delete_snapshot_fx_rates"), {"snapshot_id": ctx.snapshot_id})
         con.register("observation_batch", observations)
         con.register("rejection_batch", rejections)
+        con.register("fx_rate_batch", fx_rates)
         try:
             con.execute(sql("insert_observations"))
             con.execute(sql("insert_rejections"))
+            con.execute(sql("insert_fx_rates"))
             con.execute(sql("delete_snapshot_flags"), {"snapshot_id": ctx.snapshot_id})
             con.execute(sql("insert_jump_flags"), {"snapshot_id": ctx.snapshot_id, "jump_ratio": JUMP_RATIO})
         finally:
             con.unregister("observation_batch")
             con.unregister("rejection_batch")
+            con.unregister("fx_rate_batch")
         _record_parse(con, ctx.snapshot_id, "loaded", len(result.observations), len(result.rejections), None)
 
 
 def parse_pending(con: duckdb.DuckDBPyConnection, store: RawStore, catalog: Catalog | None = None) -> LoadReport:
     """Parse and load every stored snapshot that has not been loaded yet."""
     report = LoadReport()
+    # FX snapshots first, so that a non-USD price converts at a rate stored by the same run.
+    fx_sources = sorted(source_id for source_id, module in SOURCES.items() if module.KIND == FX)
     for snapshot_id, sha256, source_id, url, provider, fetched_at in con.execute(
-        sql("select_unparsed_snapshots")
+        sql("select_unparsed_snapshots"), {"first_sources": fx_sources}
     ).fetchall():
         ctx = ParseContext(
             source=source_id,
@@ -143,7 +196,7 @@ def parse_pending(con: duckdb.DuckDBPyConnection, store: RawStore, catalog: Cata
             provider=provider,
         )
         try:
-            result = parse_body(get_source(source_id), store.get(sha256), ctx, catalog)
+            result = parse_body(get_source(source_id), store.get(sha256), ctx, catalog, fx=WarehouseFx(con))
         except (ParseError, KeyError, ValueError) as exc:
             # The whole body is unreadable: the snapshot fails loudly; its body stays in the store for a re-parse.
             message = f"{type(exc).__name__}: {exc}"

@@ -1,21 +1,29 @@
 """From a raw body to checked records: the source's parser, then the checks every source shares.
 
 The shared checks live here, not in each parser, so that no source can skip them: a price must be
-positive, inside its instrument's sanity band, and a row key must not repeat within one snapshot.
+positive, inside its instrument's sanity band, and a row key must not repeat within one snapshot. A price
+in another currency is converted to USD here first (convert_currency), since the band is in USD.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
+from datetime import date, timedelta
 from types import ModuleType
+from typing import Protocol
 
 from pipeline.catalog import Catalog, default_catalog
-from pipeline.records import ParseContext, ParseResult, Rejection
+from pipeline.records import FxRate, Observation, ParseContext, ParseResult, Rejection, quantize_usd
 
 
-def parse_body(source: ModuleType, raw: bytes, ctx: ParseContext, catalog: Catalog | None = None) -> ParseResult:
+def parse_body(
+    source: ModuleType, raw: bytes, ctx: ParseContext, catalog: Catalog | None = None, fx: "FxLookup | None" = None
+) -> ParseResult:
+    """`fx` gives the exchange rates for non-USD rows (the load passes the warehouse's; without it such rows
+    are rejected as missing_fx_rate)."""
     catalog = catalog or default_catalog()
     parsed = source.parse(raw, ctx, catalog=catalog)
-    checked = ParseResult(rejections=list(parsed.rejections))
+    checked = ParseResult(rejections=list(parsed.rejections), fx_rates=list(parsed.fx_rates))
     seen: set[str] = set()
     for obs in parsed.observations:
         excerpt = f"{obs.provider} {obs.source_instrument} {obs.price_type} {obs.original_price} {obs.original_currency}/{obs.original_unit}"
@@ -25,6 +33,12 @@ def parse_body(source: ModuleType, raw: bytes, ctx: ParseContext, catalog: Catal
             )
             continue
         seen.add(obs.row_key)
+        # Currency first: the checks below (sign, sanity band) are in USD.
+        try:
+            obs = convert_currency(obs, ctx.observed_at.date(), fx)
+        except NotConvertible as exc:
+            checked.rejections.append(Rejection.of(obs.row_key, exc.reason, exc.detail, excerpt))
+            continue
         if obs.usd_price <= 0:
             checked.rejections.append(
                 Rejection.of(obs.row_key, "not_positive", f"normalised price {obs.usd_price} is not positive", excerpt)
@@ -45,3 +59,72 @@ def parse_body(source: ModuleType, raw: bytes, ctx: ParseContext, catalog: Catal
             obs = replace(obs, segment=catalog.segment(obs.provider))
         checked.observations.append(obs)
     return checked
+
+
+# --- currency conversion ------------------------------------------------------------------------------------
+
+# How much older than the observation date the newest rate may be. The ECB publishes one rate per TARGET
+# business day at about 16:00 CET, so a price collected at 06:00 UTC sees the previous business day's rate.
+# The longest gap is Easter: on the Tuesday morning after Easter Monday the newest rate is Thursday's, 5 days
+# before. Older than that, the ECB file was not collected: the row is rejected, never converted at a stale rate.
+MAX_FX_AGE_DAYS = 5
+USD = "USD"
+
+
+class NotConvertible(Exception):
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+class FxLookup(Protocol):
+    def rate(self, currency: str, on: date) -> FxRate | None:
+        """The newest rate of `currency` dated on or before `on`, at most MAX_FX_AGE_DAYS older; else None."""
+
+
+class FxTable:
+    """Rates held in memory (tests, and `tsi parse` given an FX file): the same rule as the warehouse lookup."""
+
+    def __init__(self, rates: Iterable[FxRate], max_age_days: int = MAX_FX_AGE_DAYS):
+        self.max_age_days = max_age_days
+        self._by_currency: dict[str, dict[date, FxRate]] = {}
+        for r in rates:
+            self._by_currency.setdefault(r.currency, {}).setdefault(r.rate_date, r)
+
+    def rate(self, currency: str, on: date) -> FxRate | None:
+        known = self._by_currency.get(currency, {})
+        for back in range(self.max_age_days + 1):
+            found = known.get(on - timedelta(days=back))
+            if found is not None:
+                return found
+        return None
+
+
+def convert_currency(obs: Observation, on: date, fx: FxLookup | None) -> Observation:
+    """A USD row as it is; a non-USD row converted to USD at the rate of `on` (the observation date), with the
+    rate and its date kept on the row; NotConvertible (a rejection reason) when it cannot be converted.
+
+    The one place where currencies convert: usd = price_in_currency x usd_per_unit, exact in Decimal, then
+    rounded half-even to the warehouse's 10 places (records.quantize_usd).
+    """
+    currency = obs.original_currency
+    if currency == USD:
+        if obs.usd_price is None:
+            raise NotConvertible("bad_price", "a USD row without a USD price")
+        return obs
+    if obs.price_in_currency is None:
+        raise NotConvertible("bad_price", f"a {currency} row without its price in {currency}")
+    rate = fx.rate(currency, on) if fx is not None else None
+    if rate is None:
+        age = getattr(fx, "max_age_days", MAX_FX_AGE_DAYS)
+        where = "no exchange rates were given" if fx is None else (
+            f"no {currency} rate dated from {on - timedelta(days=age)} to {on}"
+        )
+        raise NotConvertible("missing_fx_rate", f"cannot convert {obs.price_in_currency} {currency} to USD: {where}")
+    return replace(
+        obs,
+        usd_price=quantize_usd(obs.price_in_currency * rate.usd_per_unit),
+        fx_usd_per_unit=rate.usd_per_unit,
+        fx_rate_date=rate.rate_date,
+    )

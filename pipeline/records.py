@@ -12,6 +12,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 GPU = "gpu"
 TOKEN = "token"
+FX = "fx"  # the KIND of a source that gives exchange rates (ParseResult.fx_rates), not prices
 
 # Price types (DESIGN.md section 3).
 ON_DEMAND = "on_demand"
@@ -53,7 +54,8 @@ class Observation:
     original_price: Decimal
     original_currency: str
     original_unit: str  # e.g. "instance_hour", "token"
-    usd_price: Decimal  # USD per GPU-hour (gpu) or per million tokens (token)
+    # USD per GPU-hour (gpu) or per million tokens (token). None on a non-USD row: see price_in_currency.
+    usd_price: Decimal | None
     region: str | None = None
     gpu_count: Decimal | None = None
     attributes: dict = field(default_factory=dict)  # source details worth keeping (instance type, ...)
@@ -62,6 +64,13 @@ class Observation:
     # on date D uses the observation only if valid_from <= D <= valid_to (an open bound always passes).
     valid_from: date | None = None
     valid_to: date | None = None
+    # Non-USD price lists. A parser never converts currency (it cannot know the rate): it gives the normalised
+    # price in original_currency here, per GPU-hour or per million tokens, with usd_price None. The load
+    # converts it at the FX rate of the observation date (pipeline.normalise.convert_currency) and fills
+    # usd_price with the rate used and that rate's date; a missing rate is a rejection, never a guess.
+    price_in_currency: Decimal | None = None
+    fx_usd_per_unit: Decimal | None = None
+    fx_rate_date: date | None = None
 
     def attributes_json(self) -> str:
         return json.dumps(self.attributes, sort_keys=True, separators=(",", ":"), default=str)
@@ -80,10 +89,26 @@ class Rejection:
         return cls(row_key, reason, detail, text[:MAX_EXCERPT_CHARS])
 
 
+@dataclass(frozen=True)
+class FxRate:
+    """A reference rate: how many USD one unit of `currency` was worth on `rate_date`.
+
+    FX sources give these instead of observations; they land in the fx_rates table and convert the prices of
+    non-USD price lists. `units_per_eur` keeps the published number the rate was derived from (the ECB
+    publishes units of each currency per euro), so that the cross rate can be recomputed from the table.
+    """
+
+    rate_date: date
+    currency: str  # ISO 4217, e.g. CNY
+    usd_per_unit: Decimal
+    units_per_eur: Decimal | None = None
+
+
 @dataclass
 class ParseResult:
     observations: list[Observation] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
+    fx_rates: list[FxRate] = field(default_factory=list)  # FX sources only
 
 
 def quantize_usd(value: Decimal) -> Decimal:

@@ -359,6 +359,25 @@ def test_provider_slug(name, slug):
     assert provider_slug(name) == slug
 
 
+@pytest.mark.parametrize(
+    ("name", "provider"),
+    [
+        ("DeepInfra", "deepinfra"),  # no row: the slug, as before
+        ("Together", "together"),
+        ("Amazon Bedrock", "bedrock"),  # the id LiteLLM's bedrock / bedrock_converse also get
+        ("Google", "vertex-ai"),  # OpenRouter's "Google" provider is Vertex AI (its slug: google-vertex)
+        ("Google AI Studio", "google"),  # LiteLLM's gemini, llm-prices' google: Google's first-party API
+        ("Nebius", "nebius-ai-studio"),  # the token API, not the GPU cloud 'nebius'
+        ("Moonshot AI", "moonshot-ai"),
+    ],
+)
+def test_endpoint_providers_get_the_provider_ids_shared_by_the_token_sources(name, provider):
+    body = json.dumps({"data": {"id": "meta-llama/llama-3.3-70b-instruct", "endpoints": [
+        {"provider_name": name, "tag": "t", "pricing": {"prompt": "0.0000002", "completion": "0.0000006"}}
+    ]}}).encode()
+    assert {o.provider for o in openrouter_endpoints.parse(body, endpoints_ctx()).observations} == {provider}
+
+
 # --- requests, fetch, catalog ------------------------------------------------------------------------------
 
 

@@ -10,13 +10,14 @@ GET https://openrouter.ai/api/v1/models/{author}/{slug}/endpoints answers
                              "pricing": {"prompt", "completion", "input_cache_read", ...}}, ...]}}
 
 Prices are the same decimal strings in USD per token as in the models list, read by the same rules
-(imported from `openrouter`, so the two sources cannot drift apart). The provider of each observation is a
-lowercase slug of `provider_name` ("DeepInfra" -> "deepinfra"); one provider may list several endpoints
-(e.g. two quantizations), told apart by `tag` in the row key.
+(imported from `openrouter`, so the two sources cannot drift apart). The provider of each observation is the
+provider id of `provider_name` in pipeline/catalog/provider_aliases.csv (shared with the LiteLLM and
+llm-prices sources: "Amazon Bedrock" -> "bedrock", "Google" -> "vertex-ai"), else a lowercase slug of it
+("DeepInfra" -> "deepinfra"); one provider may list several endpoints (e.g. two quantizations), told apart by
+`tag` in the row key.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ from pathlib import Path
 import httpx
 
 from pipeline.catalog import Catalog, default_catalog
+from pipeline.catalog import provider_ids
 from pipeline.http import FetchedBody, fetch_body, utc_now
 from pipeline.records import TOKEN, ParseContext, ParseError, ParseResult, Rejection
 from pipeline.sources import FetchRequest
@@ -83,7 +85,12 @@ def provider_slug(provider_name: str) -> str:
     'DeepInfra' -> 'deepinfra', 'Together' -> 'together', 'Nebius AI Studio' -> 'nebius-ai-studio',
     'Z.AI' -> 'z-ai'. It depends on the name alone, so the same provider gets the same id every day.
     """
-    return re.sub(r"[^a-z0-9]+", "-", provider_name.lower()).strip("-")
+    return provider_ids.provider_slug(provider_name)
+
+
+def provider_id(provider_name: str) -> str:
+    """The provider id shared across token sources (provider_aliases.csv), else the slug of the name."""
+    return provider_ids.provider_id(SOURCE_ID, provider_name)
 
 
 def parse(raw: bytes, ctx: ParseContext, catalog: Catalog | None = None) -> ParseResult:
@@ -104,7 +111,7 @@ def parse(raw: bytes, ctx: ParseContext, catalog: Catalog | None = None) -> Pars
             )
             continue
         provider_name = endpoint.get("provider_name")
-        provider = provider_slug(provider_name) if isinstance(provider_name, str) else ""
+        provider = provider_id(provider_name) if isinstance(provider_name, str) else ""
         tag = endpoint.get("tag") if isinstance(endpoint.get("tag"), str) else ""
         excerpt = compact_json(
             {"id": model_id, "provider_name": provider_name, "tag": tag, "pricing": endpoint.get("pricing")}
