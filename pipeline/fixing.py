@@ -1,39 +1,111 @@
-"""The daily fixing (DESIGN.md section 4): definitions + observations in the warehouse -> fixings.
+"""The daily fixing (DESIGN.md section 4; README "Methodology" states every step and parameter).
 
-The heavy work is set-based SQL (sql/select_provider_values.sql, sql/select_index_values.sql) over every
-index of the date at once; Python only applies the sufficiency rule, rounds, and writes the rows.
+Set-based: one pass of four SQL statements computes every (index, date, rung) target of a run at once,
+whatever the number of days (a year's backfill is one pass, not 365):
+
+  sql/select_fixing_rows.sql               eligible rows of each provider's latest collection in the window
+  sql/select_provider_values.sql           one value per provider (median of rows, median of region medians,
+                                           marketplace GPU-weighted median, token blend) and the vote floor
+  sql/select_screened_provider_values.sql  the modified z-score outlier screen; each provider's weight
+  sql/select_index_values.sql              the estimators and the dispersion
+
+The fallback ladder runs one more pass, over the wider windows, only for the targets still short of
+providers; sql/select_input_hashes.sql then hashes the inputs of the targets chosen; a carry is an as-of join
+on the values the run fixed; baskets are sql/select_basket_values.sql over their members' fixings. Python
+divides sums by counts (the means) in Decimal, rounds half-even at the very end, and writes. A date's fixing
+is the same computed alone or inside a backfill: each target reads only its own window, and a carry looks back
+only at dates the same run recomputes.
 """
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, localcontext
 
 import duckdb
 import polars as pl
 
-from pipeline.definitions import DefinitionError, IndexDefinition
+from pipeline.definitions import (
+    EMPTY_SHA256,
+    BasketDefinition,
+    Definition,
+    DefinitionError,
+    IndexDefinition,
+)
 from pipeline.http import utc_now
 from pipeline.warehouse import fetch_first, naive_utc, sql, transaction
 
-FINAL = "final"
-SUPPRESSED = "suppressed"
+FINAL = "final"  # fixed from the index's own window
+WIDENED = "widened"  # fixed from a wider window of the fallback ladder
+CARRIED = "carried"  # the last value fixed from observations, repeated (at most carry_days days)
+SUPPRESSED = "suppressed"  # no number
+WEIGHT_QUANTUM = Decimal("1E-10")  # fixing_constituents.weight is DECIMAL(12, 10)
+# The screen's constant (Iglewicz and Hoaglin), here only to show a dropped provider's z-score to people: the
+# exclusion itself is decided in SQL, without a division.
+MODIFIED_Z_CONSTANT = Decimal("0.6745")
+
+KEY_SCHEMA = {
+    "index_id": pl.String,
+    "instrument_kind": pl.String,
+    "instrument": pl.String,
+    "price_type": pl.String,
+    "sources": pl.List(pl.String),
+    "segments": pl.List(pl.String),
+}
+RUNG_SCHEMA = {
+    "index_id": pl.String,
+    "rung": pl.Int32,
+    "window_hours": pl.Int32,
+    "fixing_minutes": pl.Int32,
+    "min_providers": pl.Int32,
+}
+PARAM_SCHEMA = {
+    "index_id": pl.String,
+    "price_type": pl.String,
+    "provider_value": pl.String,
+    "marketplace_value": pl.String,
+    "blend_input": pl.Decimal(16, 12),
+    "blend_output": pl.Decimal(16, 12),
+    "min_distinct_prices": pl.Int32,
+    "outlier_screen": pl.String,
+    "outlier_threshold": pl.Decimal(12, 6),
+    "outlier_min_providers": pl.Int32,
+    "estimator": pl.String,
+    "trim_fraction": pl.Decimal(12, 6),
+    "weight_cap": pl.Decimal(12, 6),
+    "dispersion_basis": pl.String,
+    "quantile_method": pl.String,
+}
+MEMBER_SCHEMA = {
+    "index_id": pl.String,
+    "fixing_date": pl.Date,
+    "status": pl.String,
+    "value": pl.Decimal(20, 4),
+    "n_observations": pl.Int64,
+    "input_hash": pl.String,
+    "window_start": pl.Datetime("us"),
+    "window_end": pl.Datetime("us"),
+}
 
 
 @dataclass
 class Constituent:
-    provider: str
-    snapshot_id: str
-    provider_value: Decimal
+    provider: str  # a provider, or for a basket a member index
+    snapshot_id: str | None
+    provider_value: Decimal | None
     n_observations: int
     included: bool = True
-    exclusion_reason: str | None = None
+    exclusion_reason: str | None = None  # "code: detail"; codes in README "Methodology"
     weight: Decimal = Decimal(0)
+    value_rule: str | None = None  # median_of_rows, median_of_region_medians, gpu_weighted_median, member_index
+    segment: str | None = None
 
 
 @dataclass
 class Fixing:
-    definition: IndexDefinition
+    definition: Definition
     fixing_date: date
     status: str
     value: Decimal | None
@@ -46,9 +118,59 @@ class Fixing:
     min: Decimal | None
     max: Decimal | None
     input_hash: str
-    constituents: list[Constituent] = field(default_factory=list)
-    revision: int = 0  # set when written
-    written: bool = False  # False when an identical fixing was already there
+    # The providers (or members) considered: a list, or a function that builds it on first use (a backfill
+    # computes thousands of fixings whose constituents are read only when written or explained).
+    constituent_rows: list[Constituent] | Callable[[], list[Constituent]] = field(default_factory=list, repr=False)
+    mean: Decimal | None = None
+    window_hours: int | None = None  # the window the value rests on
+    carried_from: date | None = None
+    revision: int = 0  # set when written (or the revision that stands)
+    written: bool = False  # False when nothing new was written
+    note: str | None = None  # why a differing recomputation was not written
+
+    @property
+    def index_id(self) -> str:
+        return self.definition.id
+
+    @property
+    def constituents(self) -> list[Constituent]:
+        if callable(self.constituent_rows):
+            self.constituent_rows = self.constituent_rows()
+        return self.constituent_rows
+
+    @property
+    def method(self) -> str:
+        return method_text(self.definition, self.status, self.n_providers, self.window_hours, self.carried_from)
+
+
+def method_text(d: Definition, status: str, n: int, window_hours: int | None, carried_from: date | None) -> str:
+    """How a fixing's value was obtained, for a person (tsi explain, tsi fix): from the definition and the
+    fixing alone, so that the text is the same for a stored fixing and a fresh computation."""
+    if status == SUPPRESSED:
+        if d.is_basket:
+            return f"no value: {n} member(s) with a value, fewer than {d.required_members}"
+        ladder = "/".join(str(h) for h in d.rung_window_hours)
+        carry = f", and no value in the {d.carry_days} day(s) before to carry" if d.carry_days else ""
+        return f"no value: fewer than {d.min_providers} providers in every window ({ladder} h){carry}"
+    if d.is_basket:
+        weakest = f" (its weakest member is {status})" if status != FINAL else ""
+        return f"equal-weight mean of {n} member indices{weakest}"
+    if d.estimator == "median" and d.mean_from_providers and n >= d.mean_from_providers:
+        text = f"mean of {n} provider values ({n} providers >= mean_from_providers {d.mean_from_providers})"
+    elif d.estimator == "median":
+        text = f"median of {n} provider values"
+    elif d.estimator == "mean":
+        text = f"mean of {n} provider values"
+    elif d.estimator == "trimmed_mean":
+        cut = int((d.trim_fraction * n).to_integral_value(rounding=ROUND_FLOOR))
+        text = f"trimmed mean of {n} provider values ({cut} cut from each end, trim_fraction {d.trim_fraction})"
+    else:
+        text = f"capped-weight median of {n} provider values (weight_cap {d.weight_cap})"
+    if status == WIDENED:
+        text += f", over the widened {window_hours} h window"
+    if status == CARRIED:
+        text = f"carried from {carried_from.isoformat()}: {text}"
+    return text
 
 
 def round_half_even(value: Decimal | None, decimals: int) -> Decimal | None:
@@ -57,7 +179,17 @@ def round_half_even(value: Decimal | None, decimals: int) -> Decimal | None:
     return value.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_EVEN)
 
 
-def register_definitions(con: duckdb.DuckDBPyConnection, definitions: list[IndexDefinition]) -> None:
+def divide(numerator: Decimal | int, denominator: Decimal | int) -> Decimal:
+    """A quotient to 60 significant digits, half-even. Rounded once more to 4 places at the end, this gives the
+    correctly rounded result: the quotients here (sums of prices of at most 20 decimal places over counts)
+    never fall within 1e-40 of a rounding tie without being exactly on it."""
+    with localcontext() as context:
+        context.prec = 60
+        context.rounding = ROUND_HALF_EVEN
+        return Decimal(numerator) / Decimal(denominator)
+
+
+def register_definitions(con: duckdb.DuckDBPyConnection, definitions: list[Definition]) -> None:
     """Keep every definition used; a changed definition under an old version number is refused."""
     for d in definitions:
         known = fetch_first(
@@ -81,154 +213,669 @@ def register_definitions(con: duckdb.DuckDBPyConnection, definitions: list[Index
             )
 
 
+# --- computing ------------------------------------------------------------------------------------------
+
+
 def compute_fixings(
-    con: duckdb.DuckDBPyConnection, definitions: list[IndexDefinition], fixing_date: date
+    con: duckdb.DuckDBPyConnection, definitions: list[Definition], fixing_date: date
 ) -> list[Fixing]:
     """Compute (not write) the fixings of every definition for one date."""
-    targets = pl.DataFrame(
+    return compute_range(con, definitions, [fixing_date])
+
+
+def compute_range(
+    con: duckdb.DuckDBPyConnection, definitions: list[Definition], dates: list[date]
+) -> list[Fixing]:
+    """Compute (not write) the fixings of every definition for every date, from the `observations` relation
+    of `con` (the warehouse table, or an in-memory table for `tsi fix --observations` and `tsi verify`).
+    Returns them ordered by date, then by definition order."""
+    wanted = sorted(set(dates))
+    if not wanted:
+        return []
+    indices = [d for d in definitions if not d.is_basket]
+    baskets = [d for d in definitions if d.is_basket]
+    known_ids = {d.id for d in indices}
+    for basket in baskets:
+        missing = [m for m in basket.members if m not in known_ids]
+        if missing:
+            raise DefinitionError(f"basket {basket.id} needs its member indices {missing} in the same run")
+    by_date: dict[tuple[str, date], Fixing] = {}
+    if indices:
+        by_date.update(_index_fixings(con, indices, wanted))
+    if baskets:
+        by_date.update(_basket_fixings(con, baskets, wanted, by_date))
+    return [by_date[(d.id, day)] for day in wanted for d in definitions]
+
+
+def _index_fixings(con, indices: list[IndexDefinition], wanted: list[date]) -> dict[tuple[str, date], Fixing]:
+    definitions = {d.id: d for d in indices}
+    ladder = _Ladder(con, indices)
+    pairs = pl.DataFrame(
+        [{"index_id": d.id, "fixing_date": day} for d in indices for day in wanted], schema=PAIR_SCHEMA
+    )
+    ladder.run(pairs)
+    # A target no rung could fix may carry a value from the carry_days before it. Those dates are fixed by
+    # the same run (never read from the warehouse), so that a date gives the same result alone as inside a
+    # backfill; only the ones not fixed already are computed, and only when some target needs them.
+    lookback = pl.DataFrame(
+        [
+            {"index_id": index_id, "fixing_date": day - timedelta(days=back)}
+            for index_id, day in ladder.unfixed(pairs).iter_rows()
+            for back in range(1, definitions[index_id].carry_days + 1)
+        ],
+        schema=PAIR_SCHEMA,
+    ).unique()
+    ladder.run(lookback.join(ladder.attempted(), on=["index_id", "fixing_date"], how="anti"), rung_by_rung=False)
+
+    chosen = ladder.choose()
+    fixed: dict[tuple[str, date], Fixing] = {}
+    for row in chosen.to_dicts():
+        fixed[(row["index_id"], row["fixing_date"])] = _fixing_from_target(
+            definitions[row["index_id"]], row, ladder.constituent_rows(row["target_id"])
+        )
+    sufficient = chosen.filter(pl.col("sufficient")).select("index_id", "fixing_date", "rung")
+    carries = _carry_sources(indices, wanted, sufficient)
+    out: dict[tuple[str, date], Fixing] = {}
+    for d in indices:
+        for day in wanted:
+            key = (d.id, day)
+            out[key] = _carried(fixed[(d.id, carries[key])], day) if key in carries else fixed[key]
+    return out
+
+
+PAIR_SCHEMA = {"index_id": pl.String, "fixing_date": pl.Date}
+TARGET_COLUMNS = ("target_id", "index_id", "fixing_date", "rung", "window_hours", "fixing_minutes", "min_providers")
+
+
+class _Ladder:
+    """The fallback ladder over sets of (index, date) pairs, each pass a set of targets (an index, a date and a
+    rung, numbered target_id across the whole run). A pair's fixing comes from its lowest sufficient rung, or,
+    if none is sufficient, from its widest (a suppressed fixing shows what that window held)."""
+
+    def __init__(self, con, indices: list[IndexDefinition]):
+        self.con = con
+        self.keys, self.rungs, self.params = _index_frames(indices)
+        self.passes: list[dict] = []  # per pass: rows (arrow), screened and counted (polars)
+        self._attempted: list[pl.DataFrame] = []
+        self._next_id = 0
+        self._spans: dict[int, tuple[pl.DataFrame, int, int]] = {}
+
+    def run(self, pairs: pl.DataFrame, *, rung_by_rung: bool = True) -> None:
+        """Fix `pairs` on the lowest sufficient rung. Rung 0 goes first alone (most targets stop there); the
+        wider rungs of the targets left are computed together in one more pass (a pass costs about the same for
+        one rung or several), or all rungs at once when rung_by_rung is false."""
+        self._attempted.append(pairs)
+        stages = ((pl.col("rung") == 0), (pl.col("rung") > 0)) if rung_by_rung else (pl.lit(True),)
+        pending = pairs
+        for which in stages:
+            if pending.is_empty():
+                return
+            targets = pending.join(self.rungs.filter(which), on="index_id", how="inner")
+            if targets.is_empty():
+                return
+            targets = targets.with_row_index("target_id", offset=self._next_id).with_columns(
+                pl.col("target_id").cast(pl.Int64)).select(TARGET_COLUMNS)
+            self._next_id += targets.height
+            fixed = self._run_pass(targets)
+            pending = pending.join(fixed, on=["index_id", "fixing_date"], how="anti")
+
+    def _run_pass(self, targets: pl.DataFrame) -> pl.DataFrame:
+        """The four statements of one pass; returns the pairs it fixed (some rung sufficient)."""
+        con = self.con
+        exploded = targets.join(self.keys, on="index_id", how="inner").select(
+            "target_id", "fixing_date", "window_hours", "fixing_minutes", "instrument_kind", "instrument",
+            "price_type", "sources", "segments",
+        )
+        ends = targets.select(
+            (pl.col("fixing_date").cast(pl.Datetime("us")) + pl.duration(minutes=pl.col("fixing_minutes"))).alias("end"),
+            pl.col("window_hours"),
+        ).with_columns((pl.col("end") - pl.duration(hours=pl.col("window_hours"))).alias("start"))
+        bounds = {"window_floor": ends["start"].min(), "window_ceiling": ends["end"].max()}
+        target_params = targets.select("target_id", "index_id").join(self.params, on="index_id").drop("index_id")
+        con.register("fix_targets", exploded.to_arrow())
+        con.register("fix_target_params", target_params.to_arrow())
+        try:
+            rows = con.sql(sql("select_fixing_rows"), params=bounds).to_arrow_table()
+            con.register("fixing_rows", rows)
+            try:
+                provider_values = con.sql(sql("select_provider_values")).to_arrow_table()
+                con.register("provider_values", provider_values)
+                try:
+                    screened = con.sql(sql("select_screened_provider_values")).to_arrow_table()
+                finally:
+                    con.unregister("provider_values")
+                con.register("screened_values", screened)
+                try:
+                    values = con.sql(sql("select_index_values")).to_arrow_table()
+                finally:
+                    con.unregister("screened_values")
+            finally:
+                con.unregister("fixing_rows")
+        finally:
+            con.unregister("fix_targets")
+            con.unregister("fix_target_params")
+        counted = targets.join(pl.from_arrow(values), on="target_id", how="left").with_columns(
+            pl.col("n_providers").fill_null(0),
+            pl.lit(len(self.passes)).alias("pass_no"),
+        ).with_columns((pl.col("n_providers") >= pl.col("min_providers")).alias("sufficient"))
+        self.passes.append({"rows": rows, "screened": pl.from_arrow(screened), "counted": counted})
+        return counted.filter(pl.col("sufficient")).select("index_id", "fixing_date").unique()
+
+    def attempted(self) -> pl.DataFrame:
+        return pl.concat(self._attempted).unique() if self._attempted else pl.DataFrame(schema=PAIR_SCHEMA)
+
+    def _counted(self) -> pl.DataFrame:
+        return pl.concat([p["counted"] for p in self.passes], how="vertical_relaxed")
+
+    def unfixed(self, pairs: pl.DataFrame) -> pl.DataFrame:
+        if not self.passes:
+            return pairs
+        fixed = self._counted().filter(pl.col("sufficient")).select("index_id", "fixing_date").unique()
+        return pairs.join(fixed, on=["index_id", "fixing_date"], how="anti")
+
+    def choose(self) -> pl.DataFrame:
+        """One target per pair: the lowest sufficient rung, else the widest tried; with its input hash."""
+        if not self.passes:
+            return pl.DataFrame()
+        chosen = (
+            self._counted()
+            # sufficient first, then the lowest rung if sufficient, the widest if not
+            .with_columns(pl.when(pl.col("sufficient")).then(pl.col("rung")).otherwise(-pl.col("rung")).alias("order"))
+            .sort("index_id", "fixing_date", "sufficient", "order", descending=[False, False, True, False])
+            .unique(subset=["index_id", "fixing_date"], keep="first", maintain_order=True)
+            .drop("order")
+        )
+        hashes = self._hash(chosen)
+        return chosen.join(hashes, on="target_id", how="left")
+
+    def _hash(self, chosen: pl.DataFrame) -> pl.DataFrame:
+        """Input hashes and snapshot ids for the chosen targets only, pass by pass (select_input_hashes.sql);
+        the chosen targets' constituent rows are kept, each target's rows contiguous, for lazy reading."""
+        frames = [pl.DataFrame(schema={"target_id": pl.Int64, "input_hash": pl.String})]
+        for number, one_pass in enumerate(self.passes):
+            wanted = chosen.filter(pl.col("pass_no") == number).select("target_id")
+            if wanted.is_empty():
+                continue
+            self.con.register("fixing_rows", one_pass["rows"])
+            self.con.register("hash_targets", wanted.to_arrow())
+            try:
+                hashed = pl.from_arrow(self.con.sql(sql("select_input_hashes")).to_arrow_table())
+            finally:
+                self.con.unregister("fixing_rows")
+                self.con.unregister("hash_targets")
+            if hashed.is_empty():
+                continue
+            frames.append(hashed.group_by("target_id").agg(pl.col("input_hash").first()))
+            table = (
+                one_pass["screened"]
+                .join(hashed.select("target_id", "provider", "snapshot_id"), on=["target_id", "provider"])
+                .sort("target_id", "provider")
+                .with_row_index("position")
+            )
+            spans = table.group_by("target_id").agg(pl.col("position").min().alias("start"), pl.len().alias("length"))
+            for target_id, start, length in spans.iter_rows():
+                self._spans[target_id] = (table, start, length)
+        return pl.concat(frames)
+
+    def constituent_rows(self, target_id: int) -> Callable[[], list[dict]]:
+        span = self._spans.get(target_id)
+        if span is None:
+            return lambda: []
+        table, start, length = span
+        return lambda: table.slice(start, length).to_dicts()
+
+
+def _index_frames(indices: list[IndexDefinition]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    keys = pl.DataFrame(
         [
             {
                 "index_id": d.id,
                 "instrument_kind": d.instrument_kind,
-                "instrument": d.instrument,
-                "price_type": d.price_type,
-                "sources": list(d.sources),
-                "window_start": naive_utc(d.window(fixing_date)[0]),
-                "window_end": naive_utc(d.window(fixing_date)[1]),
-                "fixing_date": fixing_date,
+                "instrument": instrument,
+                "price_type": price_type,
+                "sources": list(d.sources) if d.sources is not None else None,
+                "segments": list(d.segments) if d.segments is not None else None,
             }
-            for d in definitions
+            for d in indices
+            for instrument in d.instruments
+            for price_type in d.leg_price_types
         ],
-        schema={
-            "index_id": pl.String,
-            "instrument_kind": pl.String,
-            "instrument": pl.String,
-            "price_type": pl.String,
-            "sources": pl.List(pl.String),
-            "window_start": pl.Datetime("us"),
-            "window_end": pl.Datetime("us"),
-            "fixing_date": pl.Date,
-        },
-    ).to_arrow()
-    con.register("fix_targets", targets)
-    try:
-        provider_rows = con.sql(sql("select_provider_values")).to_arrow_table()
-    finally:
-        con.unregister("fix_targets")
-    con.register("provider_values", provider_rows)
-    try:
-        index_rows = {row[0]: row for row in con.execute(sql("select_index_values")).fetchall()}
-    finally:
-        con.unregister("provider_values")
+        schema=KEY_SCHEMA,
+    )
+    rungs = pl.DataFrame(
+        [
+            {
+                "index_id": d.id,
+                "rung": number,
+                "window_hours": hours,
+                "fixing_minutes": _minutes(d.fixing_time_utc),
+                "min_providers": d.min_providers,
+            }
+            for d in indices
+            for number, hours in enumerate(d.rung_window_hours)
+        ],
+        schema=RUNG_SCHEMA,
+    )
+    params = pl.DataFrame(
+        [
+            {
+                "index_id": d.id,
+                "price_type": d.price_type,
+                "provider_value": d.provider_value,
+                "marketplace_value": d.marketplace_value,
+                "blend_input": d.blend_input,
+                "blend_output": d.blend_output,
+                "min_distinct_prices": d.min_distinct_prices,
+                "outlier_screen": d.outlier_screen,
+                "outlier_threshold": d.outlier_threshold,
+                "outlier_min_providers": d.outlier_min_providers,
+                "estimator": d.estimator,
+                "trim_fraction": d.trim_fraction,
+                "weight_cap": d.weight_cap,
+                "dispersion_basis": d.dispersion_basis,
+                "quantile_method": d.quantile_method,
+            }
+            for d in indices
+        ],
+        schema=PARAM_SCHEMA,
+    )
+    return keys, rungs, params
 
-    by_index: dict[str, list[Constituent]] = {}
-    for row in provider_rows.to_pylist():
-        by_index.setdefault(row["index_id"], []).append(
-            Constituent(row["provider"], row["snapshot_id"], row["provider_value"], int(row["n_observations"]))
-        )
 
-    fixings = []
-    for d in definitions:
-        start, end = d.window(fixing_date)
-        constituents = by_index.get(d.id, [])
-        row = index_rows.get(d.id)
-        n_providers = len(constituents)
-        enough = n_providers >= d.min_providers
-        for c in constituents:
-            c.weight = (Decimal(1) / n_providers).quantize(Decimal("1E-10"), ROUND_HALF_EVEN) if enough else Decimal(0)
-            if not enough:
-                c.included = False
-                c.exclusion_reason = f"insufficient_providers: {n_providers} < {d.min_providers}"
-        _, n, n_obs, median, p25, p75, low, high, input_hash = row if row else (None, 0, 0, None, None, None, None, None, None)
-        fixings.append(
-            Fixing(
-                definition=d,
-                fixing_date=fixing_date,
-                status=FINAL if enough else SUPPRESSED,
-                value=round_half_even(median, d.decimals) if enough else None,
-                n_providers=n_providers,
-                n_observations=int(n_obs or 0),
-                window_start=start,
-                window_end=end,
-                p25=round_half_even(p25, d.decimals),
-                p75=round_half_even(p75, d.decimals),
-                min=round_half_even(low, d.decimals),
-                max=round_half_even(high, d.decimals),
-                # With no observation at all the hash is over nothing: sha256 of the empty string.
-                input_hash=input_hash or "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-                constituents=constituents,
+def _minutes(clock: str) -> int:
+    moment = time.fromisoformat(clock)
+    return moment.hour * 60 + moment.minute
+
+
+def _carry_sources(indices: list[IndexDefinition], wanted: list[date], sufficient: pl.DataFrame) -> dict:
+    """(index, date) -> the date whose value it carries: the latest date fixed from observations (final or
+    widened) within carry_days before it. A carried value is never carried again: the look-back is from the
+    date itself, so a value is repeated at most carry_days times."""
+    carry_days = pl.DataFrame(
+        [{"index_id": d.id, "carry_days": d.carry_days} for d in indices],
+        schema={"index_id": pl.String, "carry_days": pl.Int64},
+    )
+    asked = pl.DataFrame(
+        [{"index_id": d.id, "fixing_date": day} for d in indices for day in wanted],
+        schema={"index_id": pl.String, "fixing_date": pl.Date},
+    ).join(sufficient.select("index_id", "fixing_date"), on=["index_id", "fixing_date"], how="anti")
+    if asked.is_empty() or sufficient.is_empty():
+        return {}
+    # The source must be strictly earlier: shift the sources one day forward and match backward.
+    sources = sufficient.select(
+        "index_id", pl.col("fixing_date").alias("source_date"),
+        (pl.col("fixing_date") + pl.duration(days=1)).alias("match_date"),
+    ).sort("match_date")
+    matched = (
+        asked.sort("fixing_date")
+        .join_asof(sources, left_on="fixing_date", right_on="match_date", by="index_id", strategy="backward",
+                   check_sortedness=False)  # both sorted by date above, hence within each index too
+        .join(carry_days, on="index_id")
+        .filter(pl.col("source_date").is_not_null()
+                & ((pl.col("fixing_date") - pl.col("source_date")).dt.total_days() <= pl.col("carry_days")))
+    )
+    return {(i, day): source for i, day, source in matched.select("index_id", "fixing_date", "source_date").iter_rows()}
+
+
+def _fixing_from_target(d: IndexDefinition, row: dict, provider_rows: Callable[[], list[dict]]) -> Fixing:
+    """A fixing from its chosen target's row (select_index_values, with the input hash): final or widened if
+    the target had enough providers, else suppressed (a carry may still replace it)."""
+    rung = row["rung"]
+    hours = d.rung_window_hours[rung]
+    start, end = d.window(row["fixing_date"], hours)
+    n = int(row["n_providers"])
+    enough = bool(row["sufficient"])
+    seen = row.get("n_considered") is not None
+    value = _estimate(d, row) if enough else None
+    mean = divide(row["dispersion_sum"], row["dispersion_n"]) if seen and row["dispersion_n"] else None
+    return Fixing(
+        definition=d,
+        fixing_date=row["fixing_date"],
+        status=(FINAL if rung == 0 else WIDENED) if enough else SUPPRESSED,
+        value=round_half_even(value, d.decimals),
+        n_providers=n,
+        n_observations=int(row["n_observations"] or 0) if seen else 0,
+        window_start=start,
+        window_end=end,
+        p25=round_half_even(row["p25_value"], d.decimals) if seen else None,
+        p75=round_half_even(row["p75_value"], d.decimals) if seen else None,
+        min=round_half_even(row["min_value"], d.decimals) if seen else None,
+        max=round_half_even(row["max_value"], d.decimals) if seen else None,
+        mean=round_half_even(mean, d.decimals),
+        input_hash=row["input_hash"] or EMPTY_SHA256,
+        constituent_rows=lambda: _constituents(d, provider_rows(), n, enough),
+        window_hours=hours,
+    )
+
+
+def _constituents(d: IndexDefinition, rows: list[dict], n: int, enough: bool) -> list[Constituent]:
+    out = []
+    for p in rows:
+        reason = _exclusion_text(d, p)
+        included = p["exclusion_reason"] is None
+        if included and not enough:
+            included, reason = False, f"insufficient_providers: {n} < {d.min_providers}"
+        weight = Decimal(0)
+        if included:
+            weight = divide(p["weight_numerator"], p["weight_denominator"]).quantize(WEIGHT_QUANTUM, ROUND_HALF_EVEN)
+        out.append(
+            Constituent(
+                provider=p["provider"],
+                snapshot_id=p["snapshot_id"],
+                provider_value=p["provider_value"],
+                n_observations=int(p["n_observations"]),
+                included=included,
+                exclusion_reason=reason,
+                weight=weight,
+                value_rule=p["value_rule"],
+                segment=p["segment"],
             )
         )
-    return fixings
+    return out
+
+
+def _estimate(d: IndexDefinition, row: dict) -> Decimal:
+    """The index's estimator over its included provider values (sums and counts from select_index_values)."""
+    n = int(row["n_providers"])
+    if d.estimator == "median" and d.mean_from_providers and n >= d.mean_from_providers:
+        return divide(row["value_sum"], n)
+    if d.estimator == "median":
+        return row["median_value"]
+    if d.estimator == "mean":
+        return divide(row["value_sum"], n)
+    if d.estimator == "trimmed_mean":
+        return divide(row["counted_sum"], row["counted_n"])
+    return row["capped_median"]
+
+
+def _exclusion_text(d: IndexDefinition, p: dict) -> str | None:
+    code = p["exclusion_reason"]
+    if code is None:
+        return None
+    if code == "outlier_mad":
+        # For a person only: the exclusion itself was decided exactly in SQL, without this division.
+        z = divide(MODIFIED_Z_CONSTANT * (p["provider_value"] - p["screen_median"]), p["screen_mad"])
+        return (f"outlier_mad: modified z {z.quantize(Decimal('0.01'), ROUND_HALF_EVEN)} beyond "
+                f"{d.outlier_threshold} (median {p['screen_median'].normalize():f}, MAD {p['screen_mad'].normalize():f})")
+    if code == "insufficient_distinct_prices":
+        return f"insufficient_distinct_prices: {p['distinct_prices']} distinct price(s) < {d.min_distinct_prices}"
+    if code == "incomplete_blend":
+        return "incomplete_blend: a blended price needs an input and an output price in one collection"
+    return code
+
+
+def _carried(source: Fixing, day: date) -> Fixing:
+    return dataclasses.replace(
+        source,
+        fixing_date=day,
+        status=CARRIED,
+        carried_from=source.fixing_date,
+        constituent_rows=lambda: [dataclasses.replace(c) for c in source.constituents],
+        revision=0,
+        written=False,
+        note=None,
+    )
+
+
+def _basket_fixings(con, baskets: list[BasketDefinition], wanted: list[date], members: dict) -> dict:
+    member_ids = sorted({m for b in baskets for m in b.members})
+    member_rows = pl.DataFrame(
+        [
+            {
+                "index_id": f.definition.id,
+                "fixing_date": f.fixing_date,
+                "status": f.status,
+                "value": f.value,
+                "n_observations": f.n_observations,
+                "input_hash": f.input_hash,
+                "window_start": naive_utc(f.window_start),
+                "window_end": naive_utc(f.window_end),
+            }
+            for (index_id, day), f in members.items()
+            if index_id in member_ids
+        ],
+        schema=MEMBER_SCHEMA,
+    )
+    links = pl.DataFrame(
+        [{"basket_id": b.id, "member_id": m} for b in baskets for m in b.members],
+        schema={"basket_id": pl.String, "member_id": pl.String},
+    )
+    params = pl.DataFrame(
+        [{"basket_id": b.id, "quantile_method": b.quantile_method} for b in baskets],
+        schema={"basket_id": pl.String, "quantile_method": pl.String},
+    )
+    con.register("member_fixings", member_rows.to_arrow())
+    con.register("basket_members", links.to_arrow())
+    con.register("basket_params", params.to_arrow())
+    try:
+        rows = {(r["basket_id"], r["fixing_date"]): r for r in con.sql(sql("select_basket_values")).to_arrow_table().to_pylist()}
+    finally:
+        for name in ("member_fixings", "basket_members", "basket_params"):
+            con.unregister(name)
+
+    out = {}
+    for b in baskets:
+        for day in wanted:
+            row = rows.get((b.id, day))
+            n = int(row["n_members"]) if row else 0
+            enough = n >= b.required_members
+            constituents = []
+            for member_id in b.members:
+                m = members[(member_id, day)]
+                has_value = m.value is not None
+                constituents.append(
+                    Constituent(
+                        provider=member_id,
+                        snapshot_id=None,
+                        provider_value=m.value,
+                        n_observations=m.n_observations,
+                        included=has_value and enough,
+                        exclusion_reason=None if has_value and enough else (
+                            f"member_suppressed: {member_id} has no value" if not has_value
+                            else f"insufficient_members: {n} < {b.required_members}"
+                        ),
+                        weight=divide(1, n).quantize(WEIGHT_QUANTUM, ROUND_HALF_EVEN) if has_value and enough else Decimal(0),
+                        value_rule="member_index",
+                    )
+                )
+            start, end = b.window(day)
+            if row and row["window_start"] is not None:
+                start = row["window_start"].replace(tzinfo=timezone.utc)
+                end = row["window_end"].replace(tzinfo=timezone.utc)
+            out[(b.id, day)] = Fixing(
+                definition=b,
+                fixing_date=day,
+                status=row["weakest_status"] if enough else SUPPRESSED,
+                value=round_half_even(divide(row["value_sum"], n), b.decimals) if enough else None,
+                n_providers=n,
+                n_observations=int(row["n_observations"]) if row else 0,
+                window_start=start,
+                window_end=end,
+                p25=round_half_even(row["p25_value"], b.decimals) if row else None,
+                p75=round_half_even(row["p75_value"], b.decimals) if row else None,
+                min=round_half_even(row["min_value"], b.decimals) if row else None,
+                max=round_half_even(row["max_value"], b.decimals) if row else None,
+                mean=round_half_even(divide(row["value_sum"], n), b.decimals) if n else None,
+                input_hash=row["input_hash"] if row else EMPTY_SHA256,
+                constituent_rows=constituents,
+                window_hours=int((end - start).total_seconds() // 3600),
+            )
+    return out
+
+
+# --- writing: append-only revisions ---------------------------------------------------------------------
 
 
 def fix_date(
-    con: duckdb.DuckDBPyConnection, definitions: list[IndexDefinition], fixing_date: date,
+    con: duckdb.DuckDBPyConnection, definitions: list[Definition], fixing_date: date,
     computed_at: datetime | None = None,
 ) -> list[Fixing]:
-    """Compute and write one date's fixings in one transaction. A rerun that finds the same result adds nothing;
-    a different result (new inputs arrived) is written as the next revision, with the reason."""
+    """Compute and write one date's fixings in one transaction (see fix_range)."""
+    return fix_range(con, definitions, [fixing_date], computed_at)
+
+
+def fix_range(
+    con: duckdb.DuckDBPyConnection, definitions: list[Definition], dates: list[date],
+    computed_at: datetime | None = None,
+) -> list[Fixing]:
+    """Compute and write the fixings of every date in one transaction.
+
+    A fixing is never updated. The first computation of (index, date) is revision 1. A recomputation that
+    gives the same result adds nothing. One that differs is written as the next revision, with its reason,
+    only if it comes before the index's cutoff for that date and moves the value by more than its
+    revision_threshold (or changes the status); otherwise the published revision stands and the fixing's
+    `note` says why. A fixing made under another methodology version is never rewritten by a new one.
+    """
     computed_at = computed_at or utc_now()
     with transaction(con):
         register_definitions(con, definitions)
-        fixings = compute_fixings(con, definitions, fixing_date)
-        for f in fixings:
-            _write(con, f, computed_at)
+        fixings = compute_range(con, definitions, dates)
+        _write_all(con, fixings, computed_at)
     return fixings
 
 
-def _write(con: duckdb.DuckDBPyConnection, f: Fixing, computed_at: datetime) -> None:
-    d = f.definition
-    latest = fetch_first(con, sql("select_latest_fixing"), {"index_id": d.id, "fixing_date": f.fixing_date})
-    if latest:
-        revision, status, gpu_value, token_value, input_hash, definition_sha = latest
-        if (status, gpu_value if d.instrument_kind == "gpu" else token_value, input_hash, definition_sha) == (
-            f.status, f.value, f.input_hash, d.sha256
-        ):
-            f.revision, f.written = revision, False
-            return
-        f.revision = revision + 1
-        reason = "recomputed: inputs or definition changed since revision %d" % revision
-    else:
-        f.revision, reason = 1, None
-    con.execute(
-        sql("insert_fixing"),
-        {
-            "index_id": d.id,
-            "fixing_date": f.fixing_date,
-            "revision": f.revision,
-            "status": f.status,
-            "usd_per_gpu_hour": f.value if d.instrument_kind == "gpu" else None,
-            "usd_per_mtok": f.value if d.instrument_kind == "token" else None,
-            "methodology_version": d.methodology_version,
-            "definition_sha256": d.sha256,
-            "n_providers": f.n_providers,
-            "n_observations": f.n_observations,
-            "window_start": naive_utc(f.window_start),
-            "window_end": naive_utc(f.window_end),
-            "p25": f.p25,
-            "p75": f.p75,
-            "min": f.min,
-            "max": f.max,
-            "input_hash": f.input_hash,
-            "revision_reason": reason,
-            "computed_at": naive_utc(computed_at),
-        },
+def _write_all(con: duckdb.DuckDBPyConnection, fixings: list[Fixing], computed_at: datetime) -> None:
+    if not fixings:
+        return
+    keys = pl.DataFrame(
+        [{"index_id": f.definition.id, "fixing_date": f.fixing_date} for f in fixings],
+        schema={"index_id": pl.String, "fixing_date": pl.Date},
     )
-    for c in f.constituents:
-        con.execute(
-            sql("insert_fixing_constituent"),
-            {
-                "index_id": d.id,
-                "fixing_date": f.fixing_date,
-                "revision": f.revision,
-                "provider": c.provider,
-                "snapshot_id": c.snapshot_id,
-                "provider_value": c.provider_value,
-                "n_observations": c.n_observations,
-                "included": c.included,
-                "exclusion_reason": c.exclusion_reason,
-                "weight": c.weight,
-            },
-        )
-    f.written = True
+    con.register("fixing_keys", keys.to_arrow())
+    try:
+        latest = {(r[0], r[1]): r[2:] for r in con.execute(sql("select_latest_fixings")).fetchall()}
+    finally:
+        con.unregister("fixing_keys")
+    fixing_rows, constituent_rows = [], []
+    for f in fixings:
+        revision, reason = _revision_for(f, latest.get((f.definition.id, f.fixing_date)), computed_at)
+        if revision is None:
+            continue
+        f.revision, f.written = revision, True
+        fixing_rows.append(_fixing_row(f, reason, computed_at))
+        constituent_rows.extend(_constituent_row(f, c) for c in f.constituents)
+    if not fixing_rows:
+        return
+    con.register("fixing_batch", pl.DataFrame(fixing_rows, schema=FIXING_BATCH_SCHEMA).to_arrow())
+    con.register("constituent_batch", pl.DataFrame(constituent_rows, schema=CONSTITUENT_BATCH_SCHEMA).to_arrow())
+    try:
+        con.execute(sql("insert_fixings"))
+        con.execute(sql("insert_fixing_constituents"))
+    finally:
+        con.unregister("fixing_batch")
+        con.unregister("constituent_batch")
+
+
+def _revision_for(f: Fixing, latest: tuple | None, computed_at: datetime) -> tuple[int | None, str | None]:
+    """(revision to write, reason), or (None, None) when nothing is written (f.note says why if it differs)."""
+    if latest is None:
+        return 1, None
+    revision, status, value, input_hash, definition_sha, version = latest
+    d = f.definition
+    f.revision = revision
+    if (status, value, input_hash, definition_sha) == (f.status, f.value, f.input_hash, d.sha256):
+        return None, None
+    shown = f"{status} {value if value is not None else '-'}"
+    recomputed = f"{f.status} {f.value if f.value is not None else '-'}"
+    if version != d.methodology_version:
+        f.note = (f"revision {revision} was fixed under methodology {version}; methodology "
+                  f"{d.methodology_version} does not rewrite history (recomputed: {recomputed})")
+        return None, None
+    cutoff = d.cutoff(f.fixing_date)
+    if computed_at > cutoff:
+        f.note = (f"after the cutoff {cutoff:%Y-%m-%dT%H:%MZ}: revision {revision} ({shown}) is final "
+                  f"(recomputed: {recomputed})")
+        return None, None
+    moved = value is not None and f.value is not None and abs(f.value - value) > d.revision_threshold * abs(value)
+    if status == f.status and not moved and (value is None) == (f.value is None):
+        f.note = (f"within {d.revision_threshold * 100:f}% of revision {revision} ({shown}): not revised "
+                  f"(recomputed: {recomputed})")
+        return None, None
+    change = ""
+    if value is not None and f.value is not None:
+        change = f", {divide((f.value - value) * 100, value).quantize(Decimal('0.01'), ROUND_HALF_EVEN):+f}%"
+    return revision + 1, (f"correction before the cutoff {cutoff:%Y-%m-%dT%H:%MZ}: {shown} -> {recomputed}"
+                          f"{change}; input hash {input_hash[:12]} -> {f.input_hash[:12]}")
+
+
+FIXING_BATCH_SCHEMA = {
+    "index_id": pl.String,
+    "fixing_date": pl.Date,
+    "revision": pl.Int32,
+    "status": pl.String,
+    "usd_per_gpu_hour": pl.Decimal(20, 4),
+    "usd_per_mtok": pl.Decimal(20, 4),
+    "methodology_version": pl.String,
+    "definition_sha256": pl.String,
+    "n_providers": pl.Int32,
+    "n_observations": pl.Int32,
+    "window_start": pl.Datetime("us"),
+    "window_end": pl.Datetime("us"),
+    "p25": pl.Decimal(20, 4),
+    "p75": pl.Decimal(20, 4),
+    "min": pl.Decimal(20, 4),
+    "max": pl.Decimal(20, 4),
+    "mean": pl.Decimal(20, 4),
+    "input_hash": pl.String,
+    "revision_reason": pl.String,
+    "computed_at": pl.Datetime("us"),
+    "window_hours": pl.Int32,
+    "carried_from": pl.Date,
+}
+CONSTITUENT_BATCH_SCHEMA = {
+    "index_id": pl.String,
+    "fixing_date": pl.Date,
+    "revision": pl.Int32,
+    "provider": pl.String,
+    "snapshot_id": pl.String,
+    "provider_value": pl.Decimal(38, 20),
+    "n_observations": pl.Int32,
+    "included": pl.Boolean,
+    "exclusion_reason": pl.String,
+    "weight": pl.Decimal(12, 10),
+    "value_rule": pl.String,
+}
+
+
+def _fixing_row(f: Fixing, reason: str | None, computed_at: datetime) -> dict:
+    d = f.definition
+    return {
+        "index_id": d.id,
+        "fixing_date": f.fixing_date,
+        "revision": f.revision,
+        "status": f.status,
+        "usd_per_gpu_hour": f.value if d.instrument_kind == "gpu" else None,
+        "usd_per_mtok": f.value if d.instrument_kind == "token" else None,
+        "methodology_version": d.methodology_version,
+        "definition_sha256": d.sha256,
+        "n_providers": f.n_providers,
+        "n_observations": f.n_observations,
+        "window_start": naive_utc(f.window_start),
+        "window_end": naive_utc(f.window_end),
+        "p25": f.p25,
+        "p75": f.p75,
+        "min": f.min,
+        "max": f.max,
+        "mean": f.mean,
+        "input_hash": f.input_hash,
+        "revision_reason": reason,
+        "computed_at": naive_utc(computed_at),
+        "window_hours": f.window_hours,
+        "carried_from": f.carried_from,
+    }
+
+
+def _constituent_row(f: Fixing, c: Constituent) -> dict:
+    return {
+        "index_id": f.definition.id,
+        "fixing_date": f.fixing_date,
+        "revision": f.revision,
+        "provider": c.provider,
+        "snapshot_id": c.snapshot_id,
+        "provider_value": c.provider_value,
+        "n_observations": c.n_observations,
+        "included": c.included,
+        "exclusion_reason": c.exclusion_reason,
+        "weight": c.weight,
+        "value_rule": c.value_rule,
+    }

@@ -1,62 +1,134 @@
--- One provider, one vote (methodology v1, steps 1-2), for every index of one fixing date at once.
+-- Methodology step 2b: one value per provider and target (one provider, one vote), and the vote floor.
 --
--- fix_targets: a table registered by the caller, one row per index: index_id, instrument_kind, instrument,
--- price_type, sources (varchar[]), window_start (exclusive), window_end (inclusive; the fixing time),
--- fixing_date (for observations valid over a stated interval of dates).
+-- fixing_rows: the output of select_fixing_rows.sql. fix_target_params: one row per target with its index's
+-- parameters.
 --
--- A provider's value is the median of its eligible prices in its latest collection in the window. The median
--- is exact: the middle value, or half the sum of the two middle values on an even count (no float).
-with eligible as (
+-- Every median here is exact in DECIMAL: quantile_disc(x, 0.5) returns an observed value, the lower middle
+-- one (0-based position floor((n - 1) / 2)); -quantile_disc(-x, 0.5) the upper middle one. Their mean is the
+-- middle value on an odd count and half the sum of the two middle values on an even count. No float.
+with legs as (
+    -- One pass over the rows: each provider's leg (a price type; a blended price has two) with its counts and
+    -- the median of all its rows (regions, instance sizes, endpoints): the median_of_rows value.
     select
-        t.index_id,
-        o.provider,
-        o.snapshot_id,
-        o.observed_at,
-        o.row_key,
-        coalesce(o.usd_per_gpu_hour, o.usd_per_mtok) as usd_price
-    from fix_targets as t
-    join observations as o
-        on  o.instrument_kind = t.instrument_kind
-        and o.instrument = t.instrument
-        and o.price_type = t.price_type
-        and list_contains(t.sources, o.source)
-    where o.observed_at > t.window_start
-      and o.observed_at <= t.window_end
-      and (o.valid_from is null or o.valid_from <= t.fixing_date)
-      and (o.valid_to is null or o.valid_to >= t.fixing_date)
+        target_id, provider, price_type,
+        min(segment) as segment,
+        count(*) as n_observations,
+        sum(gpu_weight) as capacity,  -- GPUs listed (rows without a GPU count weigh 1): capped_weight_median
+        count(distinct usd_price) as distinct_prices,
+        (quantile_disc(usd_price, 0.5) - quantile_disc(-usd_price, 0.5)) * 0.5 as row_median
+    from fixing_rows
+    group by target_id, provider, price_type
 ),
 
-latest_collection as (
-    -- the provider's newest collection in the window: every body fetched at that time (the pages of a paged
-    -- API share one fetch time), so one provider gives one vote from one moment
-    select index_id, provider, max(observed_at) as observed_at
-    from eligible
-    group by index_id, provider
+ruled as (
+    select
+        l.*,
+        case
+            when l.segment = 'marketplace' and p.marketplace_value = 'gpu_weighted_median' then 'gpu_weighted_median'
+            else p.provider_value
+        end as value_rule
+    from legs as l
+    join fix_target_params as p using (target_id)
 ),
 
-ranked as (
+other_rule_rows as (
+    -- the rows of the legs valued by another rule than median_of_rows, read again
+    select r.*, s.value_rule
+    from fixing_rows as r
+    join ruled as s using (target_id, provider, price_type)
+    where s.value_rule <> 'median_of_rows'
+),
+
+-- median_of_region_medians: the median within each region (rows without a region form one region), then
+-- the median of those medians, so that a provider listing many regions at one price does not outweigh one
+-- that lists a single region
+region_medians as (
+    select target_id, provider, price_type, region,
+           (quantile_disc(usd_price, 0.5) - quantile_disc(-usd_price, 0.5)) * 0.5 as region_median
+    from other_rule_rows
+    where value_rule = 'median_of_region_medians'
+    group by target_id, provider, price_type, region
+),
+
+by_region as (
+    select target_id, provider, price_type,
+           (quantile_disc(region_median, 0.5) - quantile_disc(-region_median, 0.5)) * 0.5 as leg_value
+    from region_medians
+    group by target_id, provider, price_type
+),
+
+-- gpu_weighted_median (marketplace providers): the lower weighted median of the offers, each weighing its
+-- GPU count: the lowest price p such that the offers priced at or below p hold at least half of all the
+-- GPUs offered (2 x cumulative >= total). Equal prices sort together, so their order does not matter.
+weighted as (
     select
-        e.*,
-        row_number() over (partition by e.index_id, e.provider order by e.usd_price, e.snapshot_id, e.row_key)
-            as price_rank,
-        count(*) over (partition by e.index_id, e.provider) as n_observations
-    from eligible as e
-    semi join latest_collection as l
-        on e.index_id = l.index_id and e.provider = l.provider and e.observed_at = l.observed_at
+        target_id, provider, price_type, usd_price,
+        sum(gpu_weight) over (
+            partition by target_id, provider, price_type
+            order by usd_price, obs_rowid
+            rows between unbounded preceding and current row
+        ) as cumulative,
+        sum(gpu_weight) over (partition by target_id, provider, price_type) as total
+    from other_rule_rows
+    where value_rule = 'gpu_weighted_median'
+),
+
+by_weight as (
+    select target_id, provider, price_type, min(usd_price) filter (where 2 * cumulative >= total) as leg_value
+    from weighted
+    group by target_id, provider, price_type
+),
+
+valued as (
+    select
+        r.*,
+        case r.value_rule
+            when 'median_of_rows' then r.row_median
+            when 'median_of_region_medians' then g.leg_value
+            else w.leg_value
+        end::decimal(38, 20) as leg_value
+    from ruled as r
+    left join by_region as g using (target_id, provider, price_type)
+    left join by_weight as w using (target_id, provider, price_type)
+),
+
+combined as (
+    -- A blended price is share_input x input value + share_output x output value of the same provider and
+    -- collection; the shares are exact decimals (pipeline.definitions checks), so the product is exact.
+    select
+        v.target_id, v.provider,
+        min(v.segment) as segment,
+        sum(v.n_observations) as n_observations,
+        sum(v.capacity) as capacity,
+        min(v.value_rule) as value_rule,
+        min(v.distinct_prices) as distinct_prices,  -- a blended price: the fewer of its two legs
+        any_value(p.min_distinct_prices) as min_distinct_prices,
+        any_value(p.price_type = 'blended') as blended,
+        count(*) filter (where v.price_type = 'input') = 1 and count(*) filter (where v.price_type = 'output') = 1
+            as both_legs,
+        max(v.leg_value) as single_value,
+        max(v.leg_value) filter (where v.price_type = 'input') * any_value(p.blend_input)
+            + max(v.leg_value) filter (where v.price_type = 'output') * any_value(p.blend_output) as blended_value
+    from valued as v
+    join fix_target_params as p using (target_id)
+    group by v.target_id, v.provider
 )
 
 select
-    index_id,
+    target_id,
     provider,
-    min(snapshot_id) as snapshot_id,  -- one of the collection's bodies (all of them when a paged API)
-    any_value(n_observations) as n_observations,
-    (
-        max(usd_price) filter (where price_rank = (n_observations + 1) // 2)
-        + max(usd_price) filter (where price_rank = n_observations // 2 + 1)
-    ) * 0.5 as provider_value,
-    -- sha256 over the provider's observations, sorted; the index's input hash is built from these
-    sha256(string_agg(snapshot_id || '|' || row_key || '|' || usd_price::varchar, chr(10) order by snapshot_id, row_key))
-        as observations_sha256
-from ranked
-group by index_id, provider
-order by index_id, provider;
+    segment,
+    n_observations,
+    capacity,
+    distinct_prices,
+    value_rule,
+    case
+        when not blended then single_value
+        when both_legs then blended_value::decimal(38, 20)
+    end as provider_value,
+    case
+        when blended and not both_legs then 'incomplete_blend'
+        -- the vote floor: a provider quoting fewer distinct prices than the floor has no vote
+        when distinct_prices < min_distinct_prices then 'insufficient_distinct_prices'
+    end as exclusion
+from combined;

@@ -1,22 +1,36 @@
-"""The daily fixing on hand-made observations; every expected value below is worked out by hand."""
+"""The daily fixing through the warehouse on hand-made observations; every expected value below is worked
+out by hand. (test_methodology.py covers each rule of the method; this file the warehouse path.)"""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timezone
 from decimal import Decimal
 
 import pytest
 
 from pipeline.definitions import DefinitionError, IndexDefinition
-from pipeline.fixing import FINAL, SUPPRESSED, compute_fixings, fix_date, register_definitions, round_half_even
+from pipeline.fixing import (
+    CARRIED,
+    FINAL,
+    SUPPRESSED,
+    WIDENED,
+    compute_fixings,
+    compute_range,
+    fix_date,
+    fix_range,
+    register_definitions,
+    round_half_even,
+)
 
 from conftest import add_gpu_snapshot
 
 DAY = date(2026, 11, 20)  # fixing at 16:00 UTC; window (2026-11-19 16:00, 2026-11-20 16:00]
+# Before the cutoff of DAY (2026-11-21 12:00 UTC): a recomputation then may still be revised.
+BEFORE_CUTOFF = datetime(2026, 11, 20, 18, 0, tzinfo=timezone.utc)
 
 
 def h100(**overrides) -> IndexDefinition:
     fields = dict(id="T-H100", name="test", methodology_version="1.0", instrument_kind="gpu",
-                  instrument="H100-SXM", price_type="on_demand", sources=("skypilot",))
+                  instruments=("H100-SXM",), price_type="on_demand", sources=("skypilot",))
     return IndexDefinition(**{**fields, **overrides})
 
 
@@ -89,7 +103,9 @@ def test_fewer_providers_than_the_minimum_publish_no_value(con):
     add_gpu_snapshot(con, "a", "2026-11-20T06:00:00", [("H100-SXM", "2.00")])
     add_gpu_snapshot(con, "b", "2026-11-20T06:00:00", [("H100-SXM", "3.00")])
     [f] = compute_fixings(con, [h100()], DAY)
+    # Two providers in every window (24, 72, 168 h) and nothing before to carry: no number.
     assert f.status == SUPPRESSED and f.value is None
+    assert f.window_hours == 168  # the widest window tried
     assert all(not c.included and c.exclusion_reason.startswith("insufficient_providers") for c in f.constituents)
     [g] = compute_fixings(con, [h100(min_providers=2)], DAY)
     assert g.status == FINAL and g.value == Decimal("2.5000")
@@ -107,12 +123,12 @@ def test_other_instruments_price_types_and_sources_do_not_leak_in(con):
 def test_rerun_adds_nothing_and_new_inputs_make_a_new_revision(con):
     for provider, price in (("a", "2.00"), ("b", "3.00"), ("c", "4.00")):
         add_gpu_snapshot(con, provider, "2026-11-20T06:00:00", [("H100-SXM", price)])
-    fix_date(con, [h100()], DAY)
-    fix_date(con, [h100()], DAY)
+    fix_date(con, [h100()], DAY, computed_at=BEFORE_CUTOFF)
+    fix_date(con, [h100()], DAY, computed_at=BEFORE_CUTOFF)
     assert con.execute("select count(*) from fixings").fetchall() == [(1,)]
     assert con.execute("select count(*) from fixing_constituents").fetchall() == [(3,)]
     add_gpu_snapshot(con, "d", "2026-11-20T07:00:00", [("H100-SXM", "5.00")])
-    [f] = fix_date(con, [h100()], DAY)
+    [f] = fix_date(con, [h100()], DAY, computed_at=BEFORE_CUTOFF)
     assert (f.revision, f.value) == (2, Decimal("3.5000"))
     rows = con.execute("select revision, usd_per_gpu_hour from fixings order by revision").fetchall()
     assert rows == [(1, Decimal("3.0000")), (2, Decimal("3.5000"))]  # revision 1 is kept as it was
@@ -166,3 +182,69 @@ def test_a_dated_price_counts_only_on_the_dates_it_held(con):
     [f] = compute_fixings(con, [h100()], DAY)
     assert {c.provider: c.provider_value for c in f.constituents}["a"] == Decimal("2.00")
     assert f.value == Decimal("3.0000")
+
+
+def test_constituents_are_stored_with_values_weights_and_exclusions(con):
+    # Five providers, one far off: median 3.00, deviations 1, 0.5, 0, 0.5, 37 -> MAD 0.5;
+    # 0.6745 x |40 - 3| = 24.9565 > 3.5 x 0.5 = 1.75: e is excluded, then median(2, 2.5, 3, 3.5) = 2.75.
+    for provider, price in (("a", "2.00"), ("b", "2.50"), ("c", "3.00"), ("d", "3.50"), ("e", "40.00")):
+        add_gpu_snapshot(con, provider, "2026-11-20T06:00:00", [("H100-SXM", price)])
+    [f] = fix_date(con, [h100()], DAY, computed_at=BEFORE_CUTOFF)
+    assert (f.status, f.value, f.n_providers) == (FINAL, Decimal("2.7500"), 4)
+    rows = con.execute(
+        "select provider, provider_value, included, split_part(exclusion_reason, ':', 1), weight, value_rule"
+        " from fixing_constituents order by provider"
+    ).fetchall()
+    assert rows == [
+        ("a", Decimal("2.00"), True, None, Decimal("0.25"), "median_of_rows"),
+        ("b", Decimal("2.50"), True, None, Decimal("0.25"), "median_of_rows"),
+        ("c", Decimal("3.00"), True, None, Decimal("0.25"), "median_of_rows"),
+        ("d", Decimal("3.50"), True, None, Decimal("0.25"), "median_of_rows"),
+        ("e", Decimal("40.00"), False, "outlier_mad", Decimal("0"), "median_of_rows"),
+    ]
+    assert con.execute("select window_hours, carried_from from fixings").fetchall() == [(24, None)]
+
+
+def test_every_rung_of_the_ladder_through_the_warehouse(con):
+    # Three providers collected once, on 2026-11-10 at 06:00. Fixing time 16:00:
+    #   11-10        in the 24 h window                         -> final
+    #   11-11..12    only the 72 h window (T - 72 h < 11-10 06:00) -> widened, 72 h
+    #   11-13..16    only the 168 h window                       -> widened, 168 h
+    #   11-17..19    no window holds them; the last value, 11-16's, is 1..3 days old -> carried from 11-16
+    #   11-20        11-16 is 4 days old: more than carry_days 3    -> suppressed
+    for provider, price in (("a", "2.00"), ("b", "3.00"), ("c", "5.00")):
+        add_gpu_snapshot(con, provider, "2026-11-10T06:00:00", [("H100-SXM", price)])
+    days = [date(2026, 11, d) for d in range(10, 21)]
+    fixings = fix_range(con, [h100()], days, computed_at=datetime(2026, 11, 21, 0, 0, tzinfo=timezone.utc))
+    got = [(f.fixing_date.day, f.status, f.window_hours, f.carried_from and f.carried_from.day, f.value)
+           for f in fixings]
+    v = Decimal("3.0000")
+    assert got == [
+        (10, FINAL, 24, None, v), (11, WIDENED, 72, None, v), (12, WIDENED, 72, None, v),
+        (13, WIDENED, 168, None, v), (14, WIDENED, 168, None, v), (15, WIDENED, 168, None, v),
+        (16, WIDENED, 168, None, v), (17, CARRIED, 168, 16, v), (18, CARRIED, 168, 16, v),
+        (19, CARRIED, 168, 16, v), (20, SUPPRESSED, 168, None, None),
+    ]
+    stored = con.execute(
+        "select fixing_date, status, window_hours, carried_from, usd_per_gpu_hour, window_start from fixings"
+        " where fixing_date in (date '2026-11-11', date '2026-11-18') order by fixing_date"
+    ).fetchall()
+    assert stored == [
+        (date(2026, 11, 11), WIDENED, 72, None, v, datetime(2026, 11, 8, 16, 0)),
+        # a carried fixing keeps what its value rests on: 11-16's 168-hour window
+        (date(2026, 11, 18), CARRIED, 168, date(2026, 11, 16), v, datetime(2026, 11, 9, 16, 0)),
+    ]
+
+
+def test_a_date_alone_gives_what_it_gives_inside_a_backfill(con):
+    # The ladder above: each date fixed on its own must equal the same date in the eleven-day run, carries
+    # included (the look-back is recomputed, never read from earlier fixings).
+    for provider, price in (("a", "2.00"), ("b", "3.00"), ("c", "5.00"), ("d", "4.00")):
+        add_gpu_snapshot(con, provider, "2026-11-10T06:00:00", [("H100-SXM", price)])
+    add_gpu_snapshot(con, "a", "2026-11-14T06:00:00", [("H100-SXM", "2.50")])
+    days = [date(2026, 11, d) for d in range(9, 22)]
+    together = compute_range(con, [h100()], days)
+    for f in together:
+        [alone] = compute_range(con, [h100()], [f.fixing_date])
+        assert (alone.status, alone.value, alone.input_hash, alone.carried_from, alone.window_hours) == (
+            f.status, f.value, f.input_hash, f.carried_from, f.window_hours), f.fixing_date

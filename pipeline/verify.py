@@ -1,0 +1,223 @@
+"""`tsi verify`: recompute published fixings from the raw store alone and report every difference.
+
+Nothing computed by the run is trusted: the snapshot records of the period are copied into a scratch
+in-memory warehouse, every body is read back from the raw store (its sha256 checked) and parsed again by
+pipeline.load, and the fixings are recomputed by pipeline.fixing with the definitions stored under the
+methodology version each published fixing used. Every field of the newest revision and of its constituents
+must match exactly.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import duckdb
+import polars as pl
+
+from pipeline import load
+from pipeline.definitions import Definition, definition_from_json
+from pipeline.fixing import Fixing, compute_range
+from pipeline.paths import Warehouse
+from pipeline.rawstore import RawStore, RawStoreError
+from pipeline.warehouse import connect, migrate, sql
+
+FX_LOOKBACK_DAYS = 31  # rates older than this never convert a price (pipeline.normalise)
+SNAPSHOT_SCHEMA = {
+    "snapshot_id": pl.String,
+    "sha256": pl.String,
+    "source": pl.String,
+    "url": pl.String,
+    "provider": pl.String,
+    "fetched_at": pl.Datetime("us"),
+    "http_status": pl.Int32,
+    "content_type": pl.String,
+    "byte_size": pl.Int64,
+    "storage_path": pl.String,
+}
+FIXING_FIELDS = ("status", "value", "n_providers", "n_observations", "window_start", "window_end", "window_hours",
+                 "carried_from", "p25", "p75", "min", "max", "mean", "input_hash")
+CONSTITUENT_FIELDS = ("snapshot_id", "provider_value", "n_observations", "included", "exclusion_reason", "weight")
+
+
+@dataclass(frozen=True)
+class Difference:
+    index_id: str
+    fixing_date: date
+    what: str
+    published: object
+    recomputed: object
+
+    def __str__(self) -> str:
+        return (f"{self.fixing_date.isoformat()} {self.index_id} {self.what}: published {_show(self.published)}, "
+                f"recomputed {_show(self.recomputed)}")
+
+
+@dataclass
+class VerifyReport:
+    first: date
+    last: date
+    fixings: int = 0
+    snapshots: int = 0
+    parse_failures: dict[str, str] = field(default_factory=dict)
+    differences: list[Difference] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.fixings > 0 and not self.differences
+
+
+def verify(warehouse: Warehouse, first: date, last: date) -> VerifyReport:
+    if last < first:
+        raise ValueError(f"--to {last.isoformat()} is before --from {first.isoformat()}")
+    report = VerifyReport(first, last)
+    con = connect(warehouse, read_only=True)
+    try:
+        params = {"first_date": first, "last_date": last}
+        published = con.execute(sql("select_fixings_to_verify"), params).fetchall()
+        columns = [c[0] for c in con.description]
+        published = [dict(zip(columns, row)) for row in published]
+        constituents: dict = {}
+        for row in con.execute(sql("select_constituents_to_verify"), params).fetchall():
+            constituents.setdefault((row[0], row[1]), {})[row[2]] = dict(zip(("snapshot_id",) + CONSTITUENT_FIELDS[1:], row[3:]))
+        report.fixings = len(published)
+        if not published:
+            return report
+        definitions = _definitions(published)
+        snapshots = _snapshots(con, published, definitions)
+    finally:
+        con.close()
+
+    # A body that no longer matches its address (or is gone) is reported, and left out of the recomputation.
+    store = RawStore(warehouse.root)
+    unreadable = {}
+    for snapshot_id, sha256 in snapshots.select("snapshot_id", "sha256").iter_rows():
+        try:
+            store.get(sha256)
+        except RawStoreError as exc:
+            unreadable[snapshot_id] = str(exc)
+    if unreadable:
+        snapshots = snapshots.filter(~pl.col("snapshot_id").is_in(list(unreadable)))
+    scratch = duckdb.connect()
+    try:
+        migrate(scratch)
+        scratch.register("snapshot_batch", snapshots.to_arrow())
+        try:
+            scratch.execute(sql("insert_raw_snapshots"))
+        finally:
+            scratch.unregister("snapshot_batch")
+        report.snapshots = snapshots.height
+        loaded = load.parse_pending(scratch, store)
+        report.parse_failures = {**unreadable, **loaded.failed}
+        recomputed = _recompute(scratch, published, definitions)
+    finally:
+        scratch.close()
+
+    for row in published:
+        key = (row["index_id"], row["fixing_date"])
+        mine = recomputed.get(key)
+        if mine is None:
+            report.differences.append(Difference(*key, "fixing", "present", "not recomputed"))
+            continue
+        report.differences.extend(_compare(row, constituents.get(key, {}), mine))
+    return report
+
+
+def _definitions(published: list[dict]) -> dict[tuple[str, str], Definition]:
+    out = {}
+    for row in published:
+        key = (row["index_id"], row["methodology_version"])
+        if key not in out:
+            out[key] = definition_from_json(row["definition_json"])
+    return out
+
+
+def _snapshots(con, published: list[dict], definitions: dict) -> pl.DataFrame:
+    """Every snapshot whose rows can reach a window of the period: back from the first date by the longest
+    fallback window and carry of the definitions used (plus the day of the fixing time)."""
+    from pipeline.sources import SOURCES
+
+    indices = [d for d in definitions.values() if not d.is_basket]
+    longest_hours = max((max(d.rung_window_hours) for d in indices), default=24)
+    longest_carry = max((d.carry_days for d in indices), default=0)
+    first = min(r["fixing_date"] for r in published)
+    last = max(r["fixing_date"] for r in published)
+    after = datetime.combine(first, datetime.min.time()) - timedelta(days=longest_carry, hours=longest_hours)
+    until = datetime.combine(last, datetime.min.time()) + timedelta(days=1)
+    fx_sources = sorted(source_id for source_id, module in SOURCES.items() if module.KIND == "fx")
+    rows = con.execute(
+        sql("select_raw_snapshots_between"),
+        {"fetched_after": after, "fetched_until": until, "fx_sources": fx_sources,
+         "fx_after": after - timedelta(days=FX_LOOKBACK_DAYS)},
+    ).fetchall()
+    return pl.DataFrame(rows, schema=SNAPSHOT_SCHEMA, orient="row")
+
+
+def _recompute(scratch, published: list[dict], definitions: dict) -> dict[tuple[str, date], Fixing]:
+    """Dates that used the same definitions are recomputed together (usually all of them)."""
+    by_date: dict[date, set] = {}
+    for row in published:
+        by_date.setdefault(row["fixing_date"], set()).add((row["index_id"], row["methodology_version"]))
+    groups: dict[frozenset, list[date]] = {}
+    for day, keys in by_date.items():
+        groups.setdefault(frozenset(keys), []).append(day)
+    out = {}
+    for keys, days in groups.items():
+        chosen = [definitions[k] for k in sorted(keys)]
+        # A basket's members first (compute_range needs them in the same run).
+        chosen.sort(key=lambda d: d.is_basket)
+        for f in compute_range(scratch, chosen, days):
+            out[(f.definition.id, f.fixing_date)] = f
+    return out
+
+
+def _compare(row: dict, stored_constituents: dict, f: Fixing) -> list:
+    d = f.definition
+    mine = {
+        "status": f.status, "value": f.value, "n_providers": f.n_providers, "n_observations": f.n_observations,
+        "window_start": f.window_start.replace(tzinfo=None), "window_end": f.window_end.replace(tzinfo=None),
+        "window_hours": f.window_hours, "carried_from": f.carried_from, "p25": f.p25, "p75": f.p75, "min": f.min,
+        "max": f.max, "mean": f.mean, "input_hash": f.input_hash,
+    }
+    stored = {
+        "status": row["status"], "value": row["value"], "n_providers": row["n_providers"],
+        "n_observations": row["n_observations"], "window_start": row["window_start"], "window_end": row["window_end"],
+        "window_hours": row["window_hours"], "carried_from": row["carried_from"], "p25": row["p25_provider_value"],
+        "p75": row["p75_provider_value"], "min": row["min_provider_value"], "max": row["max_provider_value"],
+        "mean": row["mean_value"], "input_hash": row["input_hash"],
+    }
+    key = (d.id, f.fixing_date)
+    differences = []
+    for name in FIXING_FIELDS:
+        if name in ("window_hours", "mean") and stored[name] is None and d.methodology_version == "1.0":
+            continue  # methodology 1.0 fixings predate these columns
+        if stored[name] != mine[name]:
+            differences.append(Difference(*key, name, stored[name], mine[name]))
+    recomputed = {
+        c.provider: {"snapshot_id": c.snapshot_id, "provider_value": c.provider_value,
+                     "n_observations": c.n_observations, "included": c.included,
+                     "exclusion_reason": c.exclusion_reason, "weight": c.weight}
+        for c in f.constituents
+    }
+    for provider in sorted(set(stored_constituents) | set(recomputed)):
+        a, b = stored_constituents.get(provider), recomputed.get(provider)
+        if a is None or b is None:
+            differences.append(Difference(*key, f"constituent {provider}", "present" if a else "absent",
+                                          "present" if b else "absent"))
+            continue
+        for name in CONSTITUENT_FIELDS:
+            if a[name] != b[name]:
+                differences.append(Difference(*key, f"constituent {provider} {name}", a[name], b[name]))
+    return differences
+
+
+def _show(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if hasattr(value, "normalize"):
+        return format(value.normalize(), "f")
+    return json.dumps(value) if isinstance(value, str) else str(value)

@@ -1,0 +1,121 @@
+"""`tsi verify` recomputes every published fixing from the raw store alone; `tsi explain` shows what one rests
+on. Both on a warehouse built from the demo recordings (tests/demo_warehouse.py)."""
+from __future__ import annotations
+
+import gzip
+import shutil
+from decimal import Decimal
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.paths import Warehouse
+from pipeline.warehouse import connect
+
+import demo_warehouse
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Warehouse:
+    return demo_warehouse.build(Warehouse(tmp_path_factory.mktemp("demo") / "warehouse").ensure())
+
+
+@pytest.fixture
+def demo_copy(demo, tmp_path) -> Warehouse:
+    shutil.copytree(demo.root, tmp_path / "copy")
+    return Warehouse(tmp_path / "copy")
+
+
+def run(capsys, warehouse, *argv):
+    code = main(["--warehouse", str(warehouse.root), *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_every_demo_date_verifies_from_the_raw_store(demo, capsys):
+    first, last = demo_warehouse.DEMO_DATES[0].isoformat(), demo_warehouse.DEMO_DATES[-1].isoformat()
+    code, out, _ = run(capsys, demo, "verify", "--from", first, "--to", last)
+    assert code == 0, out
+    assert out.strip().splitlines()[-1].endswith(": every field matches")
+    con = connect(demo, read_only=True)
+    published = con.execute("select count(*) from fixings").fetchall()[0][0]
+    con.close()
+    assert f"verified {published} fixing(s) of {first} to {last}" in out
+    # A date alone too: its wider windows and carries look back at dates the range above also held.
+    assert run(capsys, demo, "verify", "--date", "2026-11-18")[0] == 0
+
+
+def test_explain_shows_what_the_h100_fixing_rests_on(demo, capsys):
+    code, out, _ = run(capsys, demo, "explain", "TSI-H100-SXM-OD", "2026-11-20")
+    assert code == 0
+    # Worked by hand in tests/test_daily_flow.py from the 2026-11-20 recordings: six specialist providers,
+    # median (2.90 + 3.14) / 2 = 3.02. Screen: deviations 1.03, 0.53, 0.12, 0.12, 2.93, 3.72 -> MAD
+    # (0.53 + 1.03) / 2 = 0.78; the largest z, 0.6745 x 3.72 / 0.78 = 3.2, is within 3.5: nobody is dropped.
+    assert out.startswith("TSI-H100-SXM-OD on 2026-11-20: 3.0200 USD/GPU-hour (final, revision 1 of 1)")
+    assert "method        median of 6 provider values" in out
+    assert "providers     6 included of 6 considered; 16 observations" in out
+    for provider, value in (("verda", "1.99"), ("runpod", "2.49"), ("fluidstack", "2.9"), ("lambda", "3.14"),
+                            ("paperspace", "5.95"), ("do", "6.74")):
+        assert any(line.split()[:2] == [provider, value] for line in out.splitlines()), provider
+
+
+def test_a_tampered_fixing_is_reported_and_fails(demo_copy, capsys):
+    con = connect(demo_copy)
+    con.execute(
+        "insert into fixings select * replace (revision + 1 as revision, usd_per_gpu_hour + 0.1 as usd_per_gpu_hour,"
+        " 'tampered' as revision_reason) from fixings where index_id = 'TSI-H100-SXM-OD' and fixing_date = date '2026-11-20'"
+    )
+    con.execute(
+        "insert into fixing_constituents select * replace (revision + 1 as revision) from fixing_constituents"
+        " where index_id = 'TSI-H100-SXM-OD' and fixing_date = date '2026-11-20'"
+    )
+    con.close()
+    code, out, _ = run(capsys, demo_copy, "verify", "--date", "2026-11-20")
+    assert code == 1
+    assert "2026-11-20 TSI-H100-SXM-OD value: published 3.12, recomputed 3.02" in out
+    assert out.strip().splitlines()[-1].endswith("1 difference(s)")
+
+
+def test_a_tampered_raw_body_is_reported_and_its_fixings_differ(demo_copy, capsys):
+    con = connect(demo_copy, read_only=True)
+    sha256, snapshot_id = con.execute(
+        "select sha256, snapshot_id from raw_snapshots where source = 'skypilot' and provider = 'lambda'"
+        " and fetched_at = timestamp '2026-11-20 06:00'"
+    ).fetchall()[0]
+    con.close()
+    path = demo_copy.root / f"raw/{sha256[:2]}/{sha256[2:4]}/{sha256}.gz"
+    path.write_bytes(gzip.compress(b"InstanceType,AcceleratorName\n"))
+    code, out, _ = run(capsys, demo_copy, "verify", "--date", "2026-11-20")
+    assert code == 1
+    assert f"snapshot {snapshot_id[:12]} could not be parsed again: raw body at" in out
+    assert "TSI-H100-SXM-OD n_providers: published 6, recomputed 5" in out
+
+
+def test_verify_needs_published_fixings_and_a_date(demo, capsys):
+    code, _, err = run(capsys, demo, "verify", "--date", "2020-01-01")
+    assert code == 2 and "no fixings published for 2020-01-01" in err
+    code, _, err = run(capsys, demo, "verify")
+    assert code == 2 and "give --date D" in err
+    code, _, err = run(capsys, demo, "explain", "TSI-NOPE", "2026-11-20")
+    assert code == 2 and "no fixing of TSI-NOPE on 2026-11-20" in err
+
+
+def test_the_demo_exercises_the_ladder_and_the_basket(demo):
+    # 2026-11-18: OpenRouter answered 429 for qwen-2.5-72b (see the recordings), so its indices widen to the
+    # 72-hour window and fix on 11-17's collection; the open-weight majors basket is then widened too.
+    con = connect(demo, read_only=True)
+    rows = dict(con.execute(
+        "select index_id, status from fixings where fixing_date = date '2026-11-18'"
+        " and index_id in ('TSI-QWEN-2.5-72B-IN', 'TSI-OPEN-MAJORS-IN', 'TSI-LLAMA-3.3-70B-IN')"
+    ).fetchall())
+    basket = con.execute(
+        "select usd_per_mtok, n_providers from fixings where index_id = 'TSI-OPEN-MAJORS-IN' and fixing_date = date '2026-11-18'"
+    ).fetchall()
+    members = con.execute(
+        "select sum(usd_per_mtok), count(*) from fixings where fixing_date = date '2026-11-18' and index_id in"
+        " ('TSI-QWEN-2.5-72B-IN', 'TSI-LLAMA-3.3-70B-IN', 'TSI-DEEPSEEK-V3-0324-IN', 'TSI-GPT-OSS-120B-IN')"
+    ).fetchall()
+    con.close()
+    assert rows == {"TSI-QWEN-2.5-72B-IN": "widened", "TSI-OPEN-MAJORS-IN": "widened", "TSI-LLAMA-3.3-70B-IN": "final"}
+    total, n = members[0]
+    assert basket == [((total / n).quantize(Decimal("0.0001")), 4)]
