@@ -7,7 +7,7 @@ import csv
 import os
 import sys
 from collections import Counter
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from pipeline.paths import Warehouse
@@ -24,8 +24,25 @@ def _prefect_defaults() -> None:
 def cmd_sources(args) -> int:
     from pipeline.sources import SOURCES
 
+    if getattr(args, "unknown", False):
+        return cmd_sources_unknown(args)
     for source_id, module in sorted(SOURCES.items()):
         print(f"{source_id}\t{module.KIND}\t{module.DESCRIPTION}")
+    return 0
+
+
+def cmd_sources_unknown(args) -> int:
+    """The names the catalog could not map (pipeline/unknown_instruments.py), for a maintainer to add."""
+    from pipeline.unknown_instruments import format_table, unknown_instruments
+    from pipeline.warehouse import connect
+
+    warehouse = Warehouse.locate(args.warehouse)
+    con = connect(warehouse, read_only=True)
+    try:
+        rows = unknown_instruments(con)
+    finally:
+        con.close()
+    print(format_table(rows) if rows else f"no unknown instruments in {warehouse.db_path}")
     return 0
 
 
@@ -44,8 +61,9 @@ def cmd_parse(args) -> int:
                            provider=args.provider)
     else:
         ctx = source.context_for_file(path, observed_at)
+    fx = _fx_table(args.fx) if getattr(args, "fx", None) else None
     try:
-        result = parse_body(source, raw, ctx)
+        result = parse_body(source, raw, ctx, fx=fx)
     except ParseError as exc:
         raise ParseError(f"{path}: {exc}") from None
     writer = csv.writer(sys.stdout, lineterminator="\n")
@@ -64,10 +82,23 @@ def cmd_parse(args) -> int:
         writer.writerow([safe_cell(v) for v in (
             "rejection", r.row_key, "", "", "", "", "", "", "", "", "", "", "", "", r.reason, r.detail,
             r.raw_excerpt)])
+    for x in result.fx_rates:  # FX sources: units per euro as published, and the USD rate derived from it
+        writer.writerow([safe_cell(v) for v in (
+            "fx_rate", f"{x.rate_date}|{x.currency}", "", "", "", "", "", "", "", x.units_per_eur, x.currency,
+            "per_eur", x.usd_per_unit, "usd_per_unit", "", "", "")])
     reasons = Counter(r.reason for r in result.rejections)
     summary = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())) or "none"
-    print(f"{len(result.observations)} observations, {len(result.rejections)} rejections ({summary})", file=sys.stderr)
+    rates = f", {len(result.fx_rates)} fx rates" if result.fx_rates else ""
+    print(f"{len(result.observations)} observations, {len(result.rejections)} rejections ({summary}){rates}",
+          file=sys.stderr)
     return 0
+
+
+def _fx_table(path: str):
+    """The rates of a saved ECB file, to convert the non-USD rows of `tsi parse` (else: missing_fx_rate)."""
+    from pipeline.sources.ecb_fx import fx_table_from_file
+
+    return fx_table_from_file(Path(path))
 
 
 def cmd_demo(args) -> int:
@@ -85,6 +116,9 @@ def cmd_demo(args) -> int:
 
 
 def cmd_daily(args) -> int:
+    from pipeline.collect import plan_requests
+
+    plan_requests(args.sources)  # an unknown source is refused before Prefect starts
     _prefect_defaults()
     from flows.daily import daily_flow
 
@@ -96,15 +130,18 @@ def cmd_daily(args) -> int:
 
 
 def cmd_fixings(args) -> int:
-    return _print_fixings(Warehouse.locate(args.warehouse), args.date)
+    return _print_fixings(Warehouse.locate(args.warehouse), args.date, args.as_of)
 
 
-def _print_fixings(warehouse: Warehouse, on: date | None) -> int:
-    from pipeline.warehouse import connect, sql
+def _print_fixings(warehouse: Warehouse, on: date | None, as_of: datetime | None = None) -> int:
+    from pipeline.warehouse import connect, naive_utc, sql
 
     con = connect(warehouse, read_only=True)
     try:
-        rows = con.execute(sql("select_fixings_table"), {"fixing_date": on}).fetchall()
+        if as_of is None:
+            rows = con.execute(sql("select_fixings_table"), {"fixing_date": on}).fetchall()
+        else:  # history is append-only: what was known then is the newest revision computed by then
+            rows = con.execute(sql("select_fixings_as_of"), {"fixing_date": on, "as_of": naive_utc(as_of)}).fetchall()
     finally:
         con.close()
     header = ("fixing_date", "index_id", "rev", "status", "value", "unit", "providers", "obs")
@@ -143,6 +180,106 @@ def _print_history(warehouse: Warehouse) -> int:
     return 0
 
 
+def cmd_explain(args) -> int:
+    from pipeline.explain import from_warehouse, render_text
+    from pipeline.warehouse import connect
+
+    con = connect(Warehouse.locate(args.warehouse), read_only=True)
+    try:
+        explanation = from_warehouse(con, args.index, args.date, as_of=args.as_of, revision=args.revision)
+    finally:
+        con.close()
+    sys.stdout.write(render_text(explanation))
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from pipeline.verify import verify
+
+    if args.date and (args.first or args.last):
+        raise ValueError("give --date, or --from and --to, not both")
+    first = args.date or args.first
+    if first is None:
+        raise ValueError("give --date D, or --from D1 [--to D2]")
+    report = verify(Warehouse.locate(args.warehouse), first, args.date or args.last or first)
+    span = first.isoformat() if report.last == first else f"{first.isoformat()} to {report.last.isoformat()}"
+    if not report.fixings:
+        raise ValueError(f"no fixings published for {span}")
+    for snapshot_id, error in sorted(report.parse_failures.items()):
+        print(f"snapshot {snapshot_id[:12]} could not be parsed again: {error}")
+    for difference in report.differences:
+        print(difference)
+    verdict = "every field matches" if report.ok else f"{len(report.differences)} difference(s)"
+    print(f"verified {report.fixings} fixing(s) of {span} from {report.snapshots} raw snapshot(s): {verdict}")
+    return 0 if report.ok else 1
+
+
+def cmd_fix(args) -> int:
+    from pipeline.definitions import load_definitions
+    from pipeline.explain import render_csv
+    from pipeline.whatif import fix_observations, read_observations_csv
+
+    if args.date and (args.first or args.last):
+        raise ValueError("give --date, or --from and --to, not both")
+    definitions = load_definitions(args.definitions, strict=False) if args.definitions else load_definitions()
+    observations = read_observations_csv(args.observations)
+    dates = None
+    if args.date or args.first or args.last:
+        first, last = args.date or args.first, args.date or args.last
+        days = sorted({o.observed_at.date() for o in observations})
+        first, last = first or days[0], last or days[-1]
+        if last < first:
+            raise ValueError(f"--to {last.isoformat()} is before --from {first.isoformat()}")
+        dates = [first + timedelta(days=k) for k in range((last - first).days + 1)]
+    sys.stdout.write(render_csv(fix_observations(observations, definitions, dates)))
+    return 0
+
+
+def cmd_serve(args) -> int:
+    """Serve the scheduled deployments (flows/deployments.py) until interrupted."""
+    _prefect_defaults()
+    from flows.deployments import serve_deployments
+
+    # An absolute folder, so that every run writes to the same warehouse whatever its working directory.
+    serve_deployments(warehouse=str(Warehouse.locate(args.warehouse).root), limit=args.limit)
+    return 0
+
+
+def cmd_backfill(args) -> int:
+    from pipeline.schedule import dates_between
+
+    dates_between(args.first, args.last)  # a bad range is refused before Prefect starts
+    _prefect_defaults()
+    from flows.daily import backfill_flow
+
+    for s in backfill_flow(first=args.first, last=args.last, warehouse=args.warehouse):
+        print(f"{s['fixing_date']}: {s['fixings']} fixings ({s['final']} final, {s['new']} new), "
+              f"published {s['published'] or 'nothing'}")
+    return 0
+
+
+def cmd_runs(args) -> int:
+    from pipeline.warehouse import connect, sql
+
+    warehouse = Warehouse.locate(args.warehouse)
+    con = connect(warehouse, read_only=True)
+    try:
+        rows = con.execute(sql("select_runs"), {"limit": args.limit}).fetchall()
+    finally:
+        con.close()
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(["run_id", "flow", "started_at", "finished_at", "outcome", "detail"])
+    for row in rows:
+        writer.writerow(["" if v is None else v for v in row])
+    return 0
+
+
+def _at_least_one(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a whole number of at least 1: {text!r}")
+    return int(text)
+
+
 def _date(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -169,6 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = commands.add_parser("sources", help="list the source ids")
+    p.add_argument("--unknown", action="store_true",
+                   help="list instead the names refused as unknown_instrument in the warehouse, most frequent first")
     p.set_defaults(func=cmd_sources)
 
     p = commands.add_parser("parse", help="print, as CSV, the observations and rejections one raw body gives")
@@ -176,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="a saved response body")
     p.add_argument("--provider", help="the provider, for bodies that do not name it (default: from the file name)")
     p.add_argument("--observed-at", type=_utc_time, help="when the body was fetched (ISO time with zone; default now)")
+    p.add_argument("--fx", metavar="ECB_XML", help="an ECB rates file (eurofxref-*.xml) to convert non-USD prices with")
     p.set_defaults(func=cmd_parse)
 
     p = commands.add_parser("daily", help="collect live from every source, then fix and publish one date")
@@ -185,7 +325,46 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("fixings", help="print the fixings in the warehouse")
     p.add_argument("--date", type=_date, help="only this fixing date")
+    p.add_argument("--as-of", type=_utc_time,
+                   help="as known at this moment (ISO time with zone): the newest revision computed by then")
     p.set_defaults(func=cmd_fixings)
+
+    p = commands.add_parser("explain", help="print what one fixing rests on: providers, exclusions, rung, hash")
+    p.add_argument("index", help="an index id, e.g. TSI-H100-SXM-OD")
+    p.add_argument("date", type=_date, help="the fixing date")
+    p.add_argument("--as-of", type=_utc_time, help="the revision that stood at this moment (ISO time with zone)")
+    p.add_argument("--revision", type=int, help="this revision")
+    p.set_defaults(func=cmd_explain)
+
+    p = commands.add_parser("verify", help="recompute published fixings from the raw store alone; exit 1 on a difference")
+    p.add_argument("--date", type=_date, help="one fixing date")
+    p.add_argument("--from", dest="first", type=_date, help="first fixing date of a range")
+    p.add_argument("--to", dest="last", type=_date, help="last fixing date of a range (default: --from)")
+    p.set_defaults(func=cmd_verify)
+
+    p = commands.add_parser("fix", help="compute fixings from a CSV of observations, without the warehouse; "
+                                        "print them as CSV")
+    p.add_argument("--observations", required=True, help="CSV: date or observed_at, provider, instrument, region, "
+                                                         "price_type, usd_price[, gpu_count, segment, instrument_kind]")
+    p.add_argument("--definitions", help="index definitions TOML (default: pipeline/indices.toml)")
+    p.add_argument("--date", type=_date, help="only this fixing date")
+    p.add_argument("--from", dest="first", type=_date, help="first fixing date (default: the first observation's)")
+    p.add_argument("--to", dest="last", type=_date, help="last fixing date (default: the last observation's)")
+    p.set_defaults(func=cmd_fix)
+
+    p = commands.add_parser("serve", help="serve the scheduled deployments (collect, daily, backfill) on a Prefect "
+                                          "server (PREFECT_API_URL) until interrupted")
+    p.add_argument("--limit", type=_at_least_one, default=2, help="flow runs at a time (default 2)")
+    p.set_defaults(func=cmd_serve)
+
+    p = commands.add_parser("backfill", help="fix and publish every date of a range from the warehouse (no fetching)")
+    p.add_argument("--from", dest="first", type=_date, required=True, help="first fixing date")
+    p.add_argument("--to", dest="last", type=_date, required=True, help="last fixing date (inclusive)")
+    p.set_defaults(func=cmd_backfill)
+
+    p = commands.add_parser("runs", help="print the newest flow runs recorded in the warehouse, as CSV")
+    p.add_argument("--limit", type=_at_least_one, default=20, help="how many (default 20)")
+    p.set_defaults(func=cmd_runs)
     return parser
 
 

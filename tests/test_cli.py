@@ -21,9 +21,14 @@ def run(capsys, *argv):
 
 
 def test_sources_lists_every_registered_source(capsys):
+    from pipeline.sources import SOURCES
+
     code, out, _ = run(capsys, "sources")
     assert code == 0
-    assert [line.split("\t")[0] for line in out.splitlines()] == ["openrouter", "openrouter_endpoints", "skypilot"]
+    listed = [line.split("\t") for line in out.splitlines()]
+    assert [row[0] for row in listed] == sorted(SOURCES)
+    assert {"skypilot", "openrouter", "openrouter_endpoints"} <= set(SOURCES)
+    assert all(row[1] in {"gpu", "token", "fx"} and row[2] for row in listed)
 
 
 def test_parse_prints_observations_and_rejections_as_csv(capsys):

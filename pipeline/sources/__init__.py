@@ -34,9 +34,13 @@ class FetchRequest:
 
 
 def _load() -> dict[str, ModuleType]:
-    from pipeline.sources import openrouter, openrouter_endpoints, skypilot
+    from pipeline.sources import deepseek_pricing, ecb_fx, litellm, llm_prices, openrouter, openrouter_endpoints, skypilot
+    from pipeline.sources import azure, html_tables, vast
 
-    return {module.SOURCE_ID: module for module in (skypilot, openrouter, openrouter_endpoints)}
+    return {module.SOURCE_ID: module for module in (
+        skypilot, openrouter, openrouter_endpoints, litellm, llm_prices, deepseek_pricing, ecb_fx,
+        vast, azure, html_tables,
+    )}
 
 
 SOURCES: dict[str, ModuleType] = _load()
