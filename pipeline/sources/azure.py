@@ -47,12 +47,12 @@ from pipeline.records import (
     SPOT,
     Observation,
     ParseContext,
-    ParseError,
     ParseResult,
     Rejection,
     quantize_usd,
 )
 from pipeline.sources import FetchRequest
+from pipeline.sources.jsonbody import json_records, load_json
 
 SOURCE_ID = "azure"
 KIND = GPU
@@ -178,22 +178,8 @@ def parse(raw: bytes, ctx: ParseContext, catalog: Catalog | None = None, skus: d
 
 
 def _read_items(raw: bytes) -> list:
-    if not raw.strip():
-        raise ParseError("Azure Retail Prices body is empty")
-    try:
-        data = json.loads(raw, parse_float=Decimal)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ParseError(f"Azure Retail Prices body is not JSON: {exc}") from None
-    if isinstance(data, dict):
-        if "Items" not in data:
-            raise ParseError(f"Azure Retail Prices body has no 'Items' list; keys were {sorted(data)[:10]}")
-        data = data["Items"]
-    if not isinstance(data, list):
-        raise ParseError(f"Azure Retail Prices Items are not a list but {type(data).__name__}")
-    if not data:
-        # The filter names sizes that exist: a page with no item at all is a failed query, not an empty market.
-        raise ParseError("Azure Retail Prices page holds no items")
-    return data
+    # Nothing at all is a failed query (an error page, a changed API), not an empty market.
+    return json_records(load_json(raw, "Azure Retail Prices"), "Azure Retail Prices", "Items", "items")
 
 
 def _text(item: dict, key: str) -> str:

@@ -61,11 +61,11 @@ from pipeline.paths import CATALOG_DIR
 from pipeline.records import CACHED_INPUT, INPUT, OUTPUT, TOKEN, ParseContext, ParseError, ParseResult, Rejection
 from pipeline.sources import FetchRequest
 from pipeline.sources import openrouter
+from pipeline.sources.jsonbody import load_json
 from pipeline.sources.openrouter import (
     Price,
     PriceRejected,
     compact_json,
-    load_json,
     read_price,
     token_observation,
     usd_per_million,

@@ -48,7 +48,8 @@ from pipeline.records import (
     quantize_usd,
 )
 from pipeline.sources import FetchRequest
-from pipeline.sources.openrouter import PriceRejected, compact_json, load_json, read_price
+from pipeline.sources.jsonbody import load_json
+from pipeline.sources.openrouter import PriceRejected, compact_json, read_price
 
 SOURCE_ID = "llm_prices"
 KIND = TOKEN

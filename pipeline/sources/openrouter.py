@@ -38,6 +38,7 @@ from pipeline.records import (
     quantize_usd,
 )
 from pipeline.sources import FetchRequest
+from pipeline.sources.jsonbody import load_json
 
 SOURCE_ID = "openrouter"
 KIND = TOKEN
@@ -96,15 +97,6 @@ class PriceRejected(Exception):
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
-
-
-def load_json(raw: bytes, what: str) -> object:
-    """Decode a body; numbers become Decimal so that a numeric price is as exact as a string one."""
-    try:
-        return json.loads(raw, parse_float=Decimal, parse_constant=Decimal)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        start = raw[:60].decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)[:60]
-        raise ParseError(f"{what}: body is not JSON ({type(exc).__name__}: {exc}); it starts {start!r}") from None
 
 
 def read_price(value: object) -> Decimal:

@@ -29,11 +29,11 @@ from pipeline.catalog import provider_ids
 from pipeline.http import FetchedBody, fetch_body, utc_now
 from pipeline.records import TOKEN, ParseContext, ParseError, ParseResult, Rejection
 from pipeline.sources import FetchRequest
+from pipeline.sources.jsonbody import load_json
 from pipeline.sources.openrouter import (
     FREE_SUFFIX,
     compact_json,
     free_variant_rejection,
-    load_json,
     read_prices,
     resolve,
     split_variant,

@@ -40,12 +40,12 @@ from pipeline.records import (
     SPOT,
     Observation,
     ParseContext,
-    ParseError,
     ParseResult,
     Rejection,
     quantize_usd,
 )
 from pipeline.sources import FetchRequest
+from pipeline.sources.jsonbody import json_records, load_json
 
 SOURCE_ID = "vast"
 KIND = GPU
@@ -122,23 +122,8 @@ def parse(raw: bytes, ctx: ParseContext, catalog: Catalog | None = None) -> Pars
 
 
 def _read_offers(raw: bytes) -> list:
-    if not raw.strip():
-        raise ParseError("Vast.ai response body is empty")
-    try:
-        data = json.loads(raw, parse_float=Decimal)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ParseError(f"Vast.ai response is not JSON: {exc}") from None
-    if isinstance(data, dict):
-        if "offers" not in data:
-            raise ParseError(f"Vast.ai response has no 'offers' list; keys were {sorted(data)[:10]}")
-        data = data["offers"]
-    if not isinstance(data, list):
-        raise ParseError(f"Vast.ai offers are not a list but {type(data).__name__}")
-    if not data:
-        # The search asks for two dozen GPU types on the whole marketplace: none at all is a failed search (an error
-        # page, a changed API), not a market with no offers.
-        raise ParseError("Vast.ai response holds no offers")
-    return data
+    # Nothing at all is a failed query (an error page, a changed API), not an empty market.
+    return json_records(load_json(raw, "Vast.ai response"), "Vast.ai response", "offers", "offers")
 
 
 def _parse_offer(number: int, offer: object, provider: str, catalog: Catalog, result: ParseResult) -> None:
@@ -188,7 +173,7 @@ def _parse_offer(number: int, offer: object, provider: str, catalog: Catalog, re
         value = offer.get(field_name)
         if price_type == SPOT and (value is None or (_is_number(value) and Decimal(value) == 0)):
             continue  # no interruptible offer
-        if not _is_number(value) or Decimal(value) < 0 or not Decimal(value).is_finite():
+        if not _is_number(value) or not Decimal(value).is_finite() or Decimal(value) < 0:
             reject("bad_price", f"{field_name} {_show(value)} is not a non-negative number", price_type)
             continue
         price = Decimal(value)
