@@ -138,10 +138,11 @@ def _print_fixings(warehouse: Warehouse, on: date | None, as_of: datetime | None
 
     con = connect(warehouse, read_only=True)
     try:
-        if as_of is None:
-            rows = con.execute(sql("select_fixings_table"), {"fixing_date": on}).fetchall()
-        else:  # history is append-only: what was known then is the newest revision computed by then
-            rows = con.execute(sql("select_fixings_as_of"), {"fixing_date": on, "as_of": naive_utc(as_of)}).fetchall()
+        # history is append-only: what was known then is the newest revision computed by then
+        rows = con.execute(
+            sql("select_fixings_as_of"),
+            {"fixing_date": on, "as_of": naive_utc(as_of) if as_of is not None else None},
+        ).fetchall()
     finally:
         con.close()
     header = ("fixing_date", "index_id", "rev", "status", "value", "unit", "providers", "obs")
@@ -161,7 +162,7 @@ def _print_history(warehouse: Warehouse) -> int:
 
     con = connect(warehouse, read_only=True)
     try:
-        rows = con.execute(sql("select_fixings_table"), {"fixing_date": None}).fetchall()
+        rows = con.execute(sql("select_fixings_as_of"), {"fixing_date": None, "as_of": None}).fetchall()
     finally:
         con.close()
     dates = sorted({r[0] for r in rows})

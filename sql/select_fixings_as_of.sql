@@ -1,6 +1,6 @@
--- The fixings as they were known at $as_of: for each index and date, the newest revision computed at or
--- before that moment (history is append-only, so this never changes once $as_of has passed). One date, or
--- every date when $fixing_date is null. The same columns as select_fixings_table.sql.
+-- The fixings for people, as they were known at $as_of: for each index and date, the newest revision computed
+-- at or before that moment (history is append-only, so this never changes once $as_of has passed); the
+-- newest revision of all when $as_of is null. One date, or every date when $fixing_date is null.
 select
     fixing_date,
     index_id,
@@ -12,7 +12,7 @@ select
     n_providers,
     n_observations
 from fixings
-where computed_at <= $as_of
+where ($as_of is null or computed_at <= $as_of)
   and ($fixing_date is null or fixing_date = $fixing_date)
 qualify revision = max(revision) over (partition by index_id, fixing_date)
 order by fixing_date, index_id;
