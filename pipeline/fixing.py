@@ -22,7 +22,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, localcontext
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal
 
 import duckdb
 import polars as pl
@@ -173,20 +173,21 @@ def method_text(d: Definition, status: str, n: int, window_hours: int | None, ca
     return text
 
 
+QUANTA = {places: Decimal(1).scaleb(-places) for places in range(0, 11)}  # 1, 0.1, ..., 1E-10
+QUOTIENT_CONTEXT = Context(prec=60, rounding=ROUND_HALF_EVEN)
+
+
 def round_half_even(value: Decimal | None, decimals: int) -> Decimal | None:
     if value is None:
         return None
-    return value.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_EVEN)
+    return value.quantize(QUANTA[decimals], rounding=ROUND_HALF_EVEN)
 
 
 def divide(numerator: Decimal | int, denominator: Decimal | int) -> Decimal:
     """A quotient to 60 significant digits, half-even. Rounded once more to 4 places at the end, this gives the
     correctly rounded result: the quotients here (sums of prices of at most 20 decimal places over counts)
     never fall within 1e-40 of a rounding tie without being exactly on it."""
-    with localcontext() as context:
-        context.prec = 60
-        context.rounding = ROUND_HALF_EVEN
-        return Decimal(numerator) / Decimal(denominator)
+    return QUOTIENT_CONTEXT.divide(Decimal(numerator), Decimal(denominator))
 
 
 def register_definitions(con: duckdb.DuckDBPyConnection, definitions: list[Definition]) -> None:
@@ -284,6 +285,10 @@ def _index_fixings(con, indices: list[IndexDefinition], wanted: list[date]) -> d
 
 
 PAIR_SCHEMA = {"index_id": pl.String, "fixing_date": pl.Date}
+
+
+class FixingInputError(RuntimeError):
+    """The observations cannot be fixed as they stand (e.g. loaded without their digests)."""
 TARGET_COLUMNS = ("target_id", "index_id", "fixing_date", "rung", "window_hours", "fixing_minutes", "min_providers")
 
 
@@ -358,7 +363,7 @@ class _Ladder:
             pl.col("n_providers").fill_null(0),
             pl.lit(len(self.passes)).alias("pass_no"),
         ).with_columns((pl.col("n_providers") >= pl.col("min_providers")).alias("sufficient"))
-        self.passes.append({"rows": rows, "screened": pl.from_arrow(screened), "counted": counted})
+        self.passes.append({"rows": rows, "targets": exploded, "screened": screened, "counted": counted})
         return counted.filter(pl.col("sufficient")).select("index_id", "fixing_date").unique()
 
     def attempted(self) -> pl.DataFrame:
@@ -397,17 +402,26 @@ class _Ladder:
             if wanted.is_empty():
                 continue
             self.con.register("fixing_rows", one_pass["rows"])
+            self.con.register("screened_values", one_pass["screened"])
+            self.con.register("fix_targets", one_pass["targets"].to_arrow())
             self.con.register("hash_targets", wanted.to_arrow())
             try:
                 hashed = pl.from_arrow(self.con.sql(sql("select_input_hashes")).to_arrow_table())
             finally:
-                self.con.unregister("fixing_rows")
-                self.con.unregister("hash_targets")
+                for name in ("fixing_rows", "screened_values", "fix_targets", "hash_targets"):
+                    self.con.unregister(name)
             if hashed.is_empty():
                 continue
+            undigested = hashed.filter(pl.col("n_hashed").is_null() | (pl.col("n_hashed") != pl.col("n_rows")))
+            if not undigested.is_empty():
+                raise FixingInputError(
+                    f"{undigested.height} fixing(s) read observations that have no digest (observation_digests): "
+                    "observations must be loaded through pipeline.load (or digested with "
+                    "sql/insert_observation_digests.sql) before they are fixed"
+                )
             frames.append(hashed.group_by("target_id").agg(pl.col("input_hash").first()))
             table = (
-                one_pass["screened"]
+                pl.from_arrow(one_pass["screened"])
                 .join(hashed.select("target_id", "provider", "snapshot_id"), on=["target_id", "provider"])
                 .sort("target_id", "provider")
                 .with_row_index("position")

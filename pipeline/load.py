@@ -162,6 +162,7 @@ def load_result(con: duckdb.DuckDBPyConnection, ctx: ParseContext, result: Parse
     fx_rates = fx_rates_frame(result, ctx).to_arrow()
     with transaction(con):
         con.execute(sql("delete_snapshot_observations"), {"snapshot_id": ctx.snapshot_id})
+        con.execute(sql("delete_snapshot_digests"), {"snapshot_id": ctx.snapshot_id})
         con.execute(sql("delete_snapshot_rejections"), {"snapshot_id": ctx.snapshot_id})
         con.execute(sql("delete_snapshot_fx_rates"), {"snapshot_id": ctx.snapshot_id})
         con.register("observation_batch", observations)
@@ -169,6 +170,7 @@ def load_result(con: duckdb.DuckDBPyConnection, ctx: ParseContext, result: Parse
         con.register("fx_rate_batch", fx_rates)
         try:
             con.execute(sql("insert_observations"))
+            con.execute(sql("insert_observation_digests"), {"snapshot_id": ctx.snapshot_id})
             con.execute(sql("insert_rejections"))
             con.execute(sql("insert_fx_rates"))
             con.execute(sql("delete_snapshot_flags"), {"snapshot_id": ctx.snapshot_id})

@@ -46,6 +46,11 @@ def connect(warehouse: Warehouse, *, read_only: bool = False) -> duckdb.DuckDBPy
     return con
 
 
+# Statements that fill what a migration adds from the rows already there, run in the migration's
+# transaction: a warehouse loaded before migration 007 gets the digests of all its observations.
+BACKFILLS = {"007_observation_digests.sql": "insert_observation_digests"}
+
+
 def migrate(con: duckdb.DuckDBPyConnection, folder: Path = MIGRATIONS_DIR) -> list[int]:
     """Apply the numbered migrations not applied yet; each in its own transaction. Returns those applied."""
     con.execute(
@@ -67,6 +72,8 @@ def migrate(con: duckdb.DuckDBPyConnection, folder: Path = MIGRATIONS_DIR) -> li
         con.execute("begin transaction")
         try:
             con.execute(text)
+            if path.name in BACKFILLS:
+                con.execute(sql(BACKFILLS[path.name]), {"snapshot_id": None})
             con.execute(
                 "insert into schema_migrations values ($version, $name, $sha256, $applied_at)",
                 {"version": version, "name": path.name, "sha256": digest, "applied_at": naive_utc(utc_now())},

@@ -239,6 +239,8 @@ def fix_observations(
             con.execute(sql("create_scratch_observations"))
         finally:
             con.unregister("observation_batch")
+        con.execute(sql("create_scratch_digests"))
+        con.execute(sql("insert_observation_digests"), {"snapshot_id": None})
         return compute_range(con, definitions, dates)
     finally:
         if own:

@@ -8,8 +8,8 @@
 -- bound the scan by constants, so DuckDB skips every row group outside the period: the cost of fixing one
 -- day does not grow with the history kept.
 --
--- Rows are returned with the observation's rowid, not its long text columns: the input hash and the snapshot
--- ids are read back by rowid for the targets that need them (select_input_hashes.sql).
+-- Rows are returned without the observations' long text columns: the input hash and the snapshot ids come
+-- from the digests of the collections the rows belong to (select_input_hashes.sql).
 with series as (
     -- each (instrument kind, instrument, price type) the targets read, numbered: integer join keys below
     select instrument_kind, instrument, price_type,
@@ -105,7 +105,7 @@ latest_collection as (
     group by target_id, provider, source
 )
 
-select e.* exclude (observed_at, source)
+select e.*
 from eligible as e
 semi join latest_collection as l
     on  e.target_id = l.target_id

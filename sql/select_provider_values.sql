@@ -14,21 +14,38 @@ with legs as (
         min(segment) as segment,
         count(*) as n_observations,
         sum(gpu_weight) as capacity,  -- GPUs listed (rows without a GPU count weigh 1): capped_weight_median
-        count(distinct usd_price) as distinct_prices,
-        (quantile_disc(usd_price, 0.5) - quantile_disc(-usd_price, 0.5)) * 0.5 as row_median
+        (quantile_disc(usd_price, 0.5) - quantile_disc(-usd_price, 0.5)) * 0.5 as row_median,
+        -- the collection(s) the rows come from (source, fetch time; chr(0) stands for no source), for the
+        -- input hash: one unless the provider is priced by two sources
+        min(coalesce(source, chr(0))) as first_source,
+        max(coalesce(source, chr(0))) as last_source,
+        min(observed_at) as first_observed_at,
+        max(observed_at) as last_observed_at
     from fixing_rows
     group by target_id, provider, price_type
+),
+
+floor_counts as (
+    -- distinct prices per leg, counted only for the targets with a vote floor above 1 (a provider with a row
+    -- always has one distinct price): the count is the costliest aggregate here
+    select r.target_id, r.provider, r.price_type, count(distinct r.usd_price) as distinct_prices
+    from fixing_rows as r
+    semi join (select target_id from fix_target_params where min_distinct_prices > 1) as f using (target_id)
+    group by r.target_id, r.provider, r.price_type
 ),
 
 ruled as (
     select
         l.*,
+        f.distinct_prices,  -- null where not counted (no vote floor)
         case
             when l.segment = 'marketplace' and p.marketplace_value = 'gpu_weighted_median' then 'gpu_weighted_median'
             else p.provider_value
         end as value_rule
     from legs as l
     join fix_target_params as p using (target_id)
+    left join floor_counts as f
+        on f.target_id = l.target_id and f.provider = l.provider and f.price_type = l.price_type
 ),
 
 other_rule_rows as (
@@ -101,6 +118,10 @@ combined as (
         sum(v.n_observations) as n_observations,
         sum(v.capacity) as capacity,
         min(v.value_rule) as value_rule,
+        min(v.first_source) as first_source,
+        max(v.last_source) as last_source,
+        min(v.first_observed_at) as first_observed_at,
+        max(v.last_observed_at) as last_observed_at,
         min(v.distinct_prices) as distinct_prices,  -- a blended price: the fewer of its two legs
         any_value(p.min_distinct_prices) as min_distinct_prices,
         any_value(p.price_type = 'blended') as blended,
@@ -122,6 +143,12 @@ select
     capacity,
     distinct_prices,
     value_rule,
+    -- the provider's one collection (source, fetch time), or nulls if its rows come from several
+    case when first_source = last_source and first_observed_at = last_observed_at
+         then nullif(first_source, chr(0)) end as collection_source,
+    first_source = last_source and first_observed_at = last_observed_at as one_collection,
+    case when first_source = last_source and first_observed_at = last_observed_at
+         then first_observed_at end as collection_observed_at,
     case
         when not blended then single_value
         when both_legs then blended_value::decimal(38, 20)

@@ -2,6 +2,7 @@
 out by hand. (test_methodology.py covers each rule of the method; this file the warehouse path.)"""
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
@@ -14,12 +15,16 @@ from pipeline.fixing import (
     SUPPRESSED,
     WIDENED,
     compute_fixings,
+    FixingInputError,
     compute_range,
     fix_date,
     fix_range,
     register_definitions,
     round_half_even,
 )
+
+from pipeline.load import load_result
+from pipeline.records import GPU, Observation, ParseContext, ParseResult
 
 from conftest import add_gpu_snapshot
 
@@ -150,6 +155,74 @@ def test_input_hash_changes_with_any_input_and_not_with_load_order(con, tmp_path
     other.close()
     assert first.input_hash == same.input_hash
     assert changed.input_hash != first.input_hash
+
+
+def digest(snapshot_id: str, provider: str, instrument: str, rows: list[str]) -> str:
+    """README "Methodology" step 9, worked with hashlib: a header line, then the sorted row lines."""
+    header = f"{snapshot_id}|{provider}|gpu|{instrument}|on_demand||"
+    return hashlib.sha256("\n".join([header, *sorted(rows)]).encode()).hexdigest()
+
+
+def test_input_hash_is_the_sha256_of_the_sorted_digests_of_the_rows_fixed(con):
+    a = add_gpu_snapshot(con, "a", "2026-11-20T06:00:00", [("H100-SXM", "2.00"), ("A100-80GB", "1.10")])
+    b = add_gpu_snapshot(con, "b", "2026-11-20T06:00:00", [("H100-SXM", "3.00")])
+    c = add_gpu_snapshot(con, "c", "2026-11-20T06:00:00", [("H100-SXM", "4.10"), ("H100-SXM", "3.90")])
+    [f] = compute_fixings(con, [h100()], DAY)
+    # rows as row_key|region|gpu_count|price; add_gpu_snapshot's row keys are instrument|position|, region r1,
+    # one GPU (DECIMAL(12, 4) text 1.0000), price as DECIMAL(20, 10) text. The A100 row is not an input.
+    digests = [
+        digest(a, "a", "H100-SXM", ["H100-SXM|0||r1|1.0000|2.0000000000"]),
+        digest(b, "b", "H100-SXM", ["H100-SXM|0||r1|1.0000|3.0000000000"]),
+        digest(c, "c", "H100-SXM", ["H100-SXM|0||r1|1.0000|4.1000000000", "H100-SXM|1||r1|1.0000|3.9000000000"]),
+    ]
+    assert f.input_hash == hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest()
+    assert f.value == Decimal("3.0000")  # median of 2.00, 3.00 and c's median (3.90 + 4.10) / 2 = 4.00
+
+
+def test_a_provider_priced_by_two_sources_is_hashed_over_both_collections(con):
+    # a has one vote from the latest collection of each source: its value is the median of 2.00 and 2.20.
+    a1 = add_gpu_snapshot(con, "a", "2026-11-20T06:00:00", [("H100-SXM", "2.00")])
+    a2 = add_gpu_snapshot(con, "a", "2026-11-20T07:00:00", [("H100-SXM", "2.20")], source="html_tables")
+    b = add_gpu_snapshot(con, "b", "2026-11-20T06:00:00", [("H100-SXM", "3.00")])
+    c = add_gpu_snapshot(con, "c", "2026-11-20T06:00:00", [("H100-SXM", "4.00")])
+    [f] = compute_fixings(con, [h100(sources=("skypilot", "html_tables"))], DAY)
+    assert (f.n_providers, f.n_observations, f.value) == (3, 4, Decimal("3.0000"))
+    [a_value] = [x.provider_value for x in f.constituents if x.provider == "a"]
+    assert a_value == Decimal("2.1")
+    digests = [digest(snapshot, provider, "H100-SXM", [f"H100-SXM|0||r1|1.0000|{Decimal(price):.10f}"])
+               for snapshot, provider, price in ((a1, "a", "2.00"), (a2, "a", "2.20"), (b, "b", "3.00"), (c, "c", "4.00"))]
+    assert f.input_hash == hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest()
+
+
+def test_observations_without_digests_are_refused_with_a_clear_error(con):
+    for provider, price in (("a", "2.00"), ("b", "3.00"), ("c", "4.00")):
+        add_gpu_snapshot(con, provider, "2026-11-20T06:00:00", [("H100-SXM", price)])
+    con.execute("delete from observation_digests where provider = 'b'")
+    with pytest.raises(FixingInputError, match="no digest"):
+        compute_fixings(con, [h100()], DAY)
+
+
+def test_reloading_a_snapshot_remakes_its_digests(con):
+    a = add_gpu_snapshot(con, "a", "2026-11-20T06:00:00", [("H100-SXM", "2.00")])
+    b = add_gpu_snapshot(con, "b", "2026-11-20T06:00:00", [("H100-SXM", "3.00")])
+    ctx = ParseContext(source="skypilot", observed_at=datetime(2026, 11, 20, 6, tzinfo=timezone.utc),
+                       snapshot_id="c-body", provider="c")
+
+    def load_c(price: str) -> None:
+        load_result(con, ctx, ParseResult(observations=[Observation(
+            row_key="H100-SXM|0|", provider="c", instrument_kind=GPU, instrument="H100-SXM",
+            source_instrument="H100-SXM", price_type="on_demand", original_price=Decimal(price),
+            original_currency="USD", original_unit="gpu_hour", usd_price=Decimal(price), region="r1",
+            gpu_count=Decimal(1))]))
+
+    load_c("4.00")
+    [before] = compute_fixings(con, [h100()], DAY)
+    load_c("5.00")  # the same body parsed again (say, after a parser fix): its digest must follow
+    [after] = compute_fixings(con, [h100()], DAY)
+    assert con.execute("select count(*) from observation_digests where snapshot_id = 'c-body'").fetchall() == [(1,)]
+    digests = [digest(snapshot, provider, "H100-SXM", [f"H100-SXM|0||r1|1.0000|{Decimal(price):.10f}"])
+               for snapshot, provider, price in ((a, "a", "2.00"), (b, "b", "3.00"), ("c-body", "c", "5.00"))]
+    assert after.input_hash == hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest() != before.input_hash
 
 
 def test_a_changed_definition_under_the_same_version_is_refused(con):

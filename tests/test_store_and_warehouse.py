@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import gzip
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -46,7 +47,7 @@ def test_raw_store_refuses_a_body_that_does_not_match_its_address(warehouse):
 def test_migrations_apply_once_and_refuse_an_edited_migration(warehouse, tmp_path):
     con = connect(warehouse)
     assert migrate(con) == []  # connect() applied them; again is a no-op
-    assert con.execute("select version from schema_migrations order by version").fetchall() == [(1,), (2,), (3,), (5,), (6,)]
+    assert con.execute("select version from schema_migrations order by version").fetchall() == [(1,), (2,), (3,), (5,), (6,), (7,)]
     con.close()
     folder = tmp_path / "migrations"
     folder.mkdir()
@@ -160,3 +161,35 @@ def test_parsed_observations_carry_their_providers_segment():
     assert {o.segment for o in result.observations} == {"specialist"}
     unknown = parse_body(skypilot, body, ParseContext("skypilot", WHEN, provider="newcloud"))
     assert {o.segment for o in unknown.observations} == {None}
+
+
+def test_a_warehouse_from_before_the_digests_gets_them_when_migrated(tmp_path):
+    # Observations loaded before migration 007 are digested by it, so their fixings keep working.
+    import shutil
+
+    import duckdb
+
+    from pipeline.definitions import IndexDefinition
+    from pipeline.fixing import compute_fixings
+    from pipeline.paths import MIGRATIONS_DIR
+
+    older = tmp_path / "older"
+    older.mkdir()
+    for path in sorted(MIGRATIONS_DIR.glob("00[1-6]_*.sql")):
+        shutil.copy(path, older / path.name)
+    db = duckdb.connect()
+    migrate(db, older)
+    for provider, price in (("a", "2.00"), ("b", "3.00"), ("c", "4.00")):
+        db.execute(
+            "insert into observations (snapshot_id, row_key, source, provider, instrument_kind, instrument, "
+            "source_instrument, price_type, original_price, original_currency, original_unit, usd_per_gpu_hour, "
+            "observed_at, segment) values ($s, 'k', 'skypilot', $p, 'gpu', 'H100-SXM', 'H100', 'on_demand', $x, "
+            "'USD', 'gpu_hour', $x, timestamp '2026-11-20 06:00:00', 'specialist')",
+            {"s": f"body-{provider}", "p": provider, "x": price},
+        )
+    assert migrate(db) == [7]
+    assert db.execute("select count(*), sum(n_rows) from observation_digests").fetchall() == [(3, 3)]
+    index = IndexDefinition(id="T", name="t", methodology_version="1.0", instrument_kind="gpu",
+                            instruments=("H100-SXM",), price_type="on_demand")
+    [f] = compute_fixings(db, [index], date(2026, 11, 20))
+    assert f.value == Decimal("3.0000")

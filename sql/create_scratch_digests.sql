@@ -1,0 +1,8 @@
+-- tsi fix --observations (pipeline.whatif): an empty digest table beside the scratch observations, with the
+-- columns of observation_digests (migration 007); insert_observation_digests.sql fills it.
+create or replace temp table observation_digests as
+select
+    snapshot_id, provider, source, observed_at, segment, instrument_kind, instrument, price_type, valid_from,
+    valid_to, 0::bigint as n_rows, ''::varchar as digest_sha256
+from observations
+limit 0;

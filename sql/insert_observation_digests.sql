@@ -1,0 +1,25 @@
+-- The digests (table observation_digests, migration 007) of snapshot $snapshot_id after its load (inside
+-- the load's transaction), or with $snapshot_id null of every snapshot whose observations have none (the
+-- scratch tables of tsi fix --observations, the benchmark, a warehouse from before migration 007). A snapshot's digests are deleted with its observations when it is reloaded
+-- (delete_snapshot_digests.sql), so this never leaves a stale digest behind.
+insert into observation_digests
+select
+    snapshot_id, provider, source, observed_at, segment, instrument_kind, instrument, price_type, valid_from,
+    valid_to,
+    count(*) as n_rows,
+    sha256(
+        snapshot_id || '|' || provider || '|' || instrument_kind || '|' || instrument || '|' || price_type || '|'
+        || coalesce(strftime(valid_from, '%Y-%m-%d'), '') || '|' || coalesce(strftime(valid_to, '%Y-%m-%d'), '')
+        || chr(10)
+        || array_to_string(list_sort(list(
+            row_key || '|' || coalesce(region, '') || '|' || coalesce(gpu_count::varchar, '') || '|'
+            || coalesce(usd_per_gpu_hour, usd_per_mtok)::decimal(20, 10)::varchar
+        )), chr(10))
+    ) as digest_sha256
+from observations
+where case
+    when $snapshot_id is not null then snapshot_id = $snapshot_id
+    else snapshot_id in (select snapshot_id from observations except select snapshot_id from observation_digests)
+end
+group by snapshot_id, provider, source, observed_at, segment, instrument_kind, instrument, price_type, valid_from,
+         valid_to;
