@@ -48,8 +48,11 @@ MARKETPLACE_RULES = ("gpu_weighted_median", "as_other_providers")
 OUTLIER_SCREENS = ("modified_z", "none")
 DISPERSION_BASES = ("provider_values", "observations")
 QUANTILE_METHODS = ("hyndman_fan_7", "hyndman_fan_6", "hyndman_fan_1")
-# The warehouse keeps fixings as DECIMAL(20, 4): a definition cannot ask for more places than it can keep.
-MAX_DECIMALS = 4
+# Places a value may be rounded to. The warehouse keeps fixings as DECIMAL(20, 4): a definition asking for
+# more (to reproduce a third party's index that publishes more places, with tsi fix --observations) is
+# refused when fixings are written (pipeline.fixing.register_definitions).
+MAX_DECIMALS = 10
+WAREHOUSE_DECIMALS = 4
 MAX_WINDOW_HOURS = 24 * 31
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 PARAMETER_PLACES = 6

@@ -6,7 +6,8 @@ recompute a published index (ours, or a third party's that released its inputs) 
 definitions file, and see what a change of inputs or of methodology would have given.
 
 Columns (header names, any order): `date` (YYYY-MM-DD) or `observed_at` (ISO 8601; without a zone, UTC),
-`provider`, `instrument`, `price_type`, `usd_price`; optional `region`, `gpu_count`, `segment` (default: the
+`provider`, `instrument`, `price_type`, `usd_price` (or, named by its unit, `usd_per_gpu_hour` or
+`usd_per_mtok`); optional `region`, `gpu_count`, `segment` (default: the
 provider's segment in pipeline/catalog/providers.csv), `instrument_kind` (default: from the price type),
 `source`. A row with only a `date` counts as observed at 00:00 UTC that day, so it falls in that day's
 window for any fixing time after midnight. Rows of one provider observed at the same moment form one
@@ -32,6 +33,8 @@ from pipeline.warehouse import sql
 
 REQUIRED = ("provider", "instrument", "price_type", "usd_price")
 OPTIONAL = ("date", "observed_at", "region", "gpu_count", "segment", "instrument_kind", "source")
+# The price column may be named by its unit, as the warehouse names it; the unit then gives the kind.
+PRICE_COLUMNS = {"usd_per_gpu_hour": GPU, "usd_per_mtok": TOKEN}
 MAX_REPORTED_ERRORS = 5
 # The engine's view of an observation: the warehouse `observations` columns that select_fixing_rows.sql reads.
 ENGINE_SCHEMA = {
@@ -81,6 +84,12 @@ def read_observations_csv(path: str | Path) -> list[CsvObservation]:
     with handle:
         reader = csv.DictReader(handle)
         header = [h.strip() for h in (reader.fieldnames or [])]
+        unit_columns = [h for h in header if h in PRICE_COLUMNS]
+        if unit_columns and ("usd_price" in header or len(unit_columns) > 1):
+            raise ObservationsError(f"{path}: give one price column (usd_price, usd_per_gpu_hour or usd_per_mtok); "
+                                    f"the header has {header}")
+        unit_kind = PRICE_COLUMNS[unit_columns[0]] if unit_columns else None
+        header = ["usd_price" if h in PRICE_COLUMNS else h for h in header]
         reader.fieldnames = header
         missing = [c for c in REQUIRED if c not in header]
         if "date" not in header and "observed_at" not in header:
@@ -94,7 +103,7 @@ def read_observations_csv(path: str | Path) -> list[CsvObservation]:
         rows, errors = [], []
         for row in reader:
             try:
-                rows.append(_row(row, catalog))
+                rows.append(_row(row, catalog, unit_kind))
             except ValueError as exc:
                 errors.append(f"line {reader.line_num}: {exc}")
     if errors:
@@ -105,7 +114,7 @@ def read_observations_csv(path: str | Path) -> list[CsvObservation]:
     return rows
 
 
-def _row(row: dict, catalog) -> CsvObservation:
+def _row(row: dict, catalog, unit_kind: str | None = None) -> CsvObservation:
     if None in row or any(v is None for v in row.values()):
         raise ValueError("the row has a different number of cells than the header")
     cell = {k: (v or "").strip() for k, v in row.items()}
@@ -119,9 +128,11 @@ def _row(row: dict, catalog) -> CsvObservation:
         allowed = sorted((PRICE_TYPES[GPU] | PRICE_TYPES[TOKEN]) - {BLENDED})
         raise ValueError(f"price_type {price_type!r} is not one of {allowed} (or a token variant such as "
                          "input_batch, output_above_200k; blended is computed, never observed)")
-    kind = cell.get("instrument_kind") or kinds[0]
+    kind = cell.get("instrument_kind") or unit_kind or kinds[0]
     if kind not in PRICE_TYPES or not is_price_type(kind, price_type):
         raise ValueError(f"instrument_kind {kind!r} does not go with price_type {price_type!r}")
+    if unit_kind and kind != unit_kind:
+        raise ValueError(f"instrument_kind {kind!r} does not go with a price in {'USD per GPU-hour' if unit_kind == GPU else 'USD per million tokens'}")
     price = _number(cell["usd_price"], "usd_price")
     if price <= 0:
         raise ValueError(f"usd_price {cell['usd_price']!r} is not positive")

@@ -139,7 +139,7 @@ def test_instruments_may_be_a_list_and_segments_filter(tmp_path):
         (('name = "x"', 'name = "x"\noutlier_min_providers = 2'), "outlier_min_providers"),
         (('name = "x"', 'name = "x"\nquantile_method = "excel"'), "quantile_method must be one of"),
         (('name = "x"', 'name = "x"\nprovider_value = "mean"'), "provider_value must be one of"),
-        (('name = "x"', 'name = "x"\ndecimals = 6'), "decimals must be a whole number from 0 to 4"),
+        (('name = "x"', 'name = "x"\ndecimals = 11'), "decimals must be a whole number from 0 to 10"),
         (('name = "x"', 'name = "x"\nfallback_window_hours = [168, 72]'), "must widen the window"),
         (('name = "x"', 'name = "x"\nfallback_window_hours = [24]'), "must widen the window"),
         (('name = "x"', 'name = "x"\nblend = { input = 3, output = 1 }'), "blend applies only to price_type"),

@@ -226,6 +226,8 @@ def test_reloading_a_snapshot_remakes_its_digests(con):
 
 
 def test_a_changed_definition_under_the_same_version_is_refused(con):
+    with pytest.raises(DefinitionError, match="keeps fixings to 4 places"):
+        register_definitions(con, [h100(decimals=6)])
     register_definitions(con, [h100()])
     with pytest.raises(DefinitionError, match="bump methodology_version"):
         register_definitions(con, [h100(min_providers=5)])

@@ -156,3 +156,27 @@ def test_token_rows_and_their_price_type_variants_are_read(capsys, tmp_path):
                     "2026-04-24,b,some-model,output,15\n")
     code, out, _ = fix(capsys, tmp_path, observations, definitions)
     assert code == 0 and [(r["value"], r["unit"]) for r in rows(out)] == [("22.4500", "USD/Mtok")]
+
+
+def test_the_price_column_may_be_named_by_its_unit(capsys, tmp_path):
+    observations = OBSERVATIONS.replace(",usd_price,", ",usd_per_gpu_hour,")
+    code, out, _ = fix(capsys, tmp_path, observations)
+    assert code == 0 and [r["value"] for r in rows(out)] == ["10.4896", "10.9791"]
+    # two price columns, or a unit that contradicts the kind, are refused with one line
+    code, _, err = fix(capsys, tmp_path, OBSERVATIONS.replace(",segment\n", ",usd_per_mtok\n", 1))
+    assert code != 0 and "one price column" in err
+    code, _, err = fix(capsys, tmp_path, "date,provider,instrument,price_type,usd_per_mtok\n2026-04-24,a,H100-SXM,on_demand,2\n")
+    assert code != 0 and "does not go with" in err and "Traceback" not in err
+
+
+def test_more_places_than_the_warehouse_keeps_are_allowed_for_a_reproduction(capsys, tmp_path):
+    # Token prices published to 6 places: the middle two of four are 0.123456 and 0.123457, whose mean
+    # 0.1234565 is a tie at the 6th place; half-even keeps the even 6 (half-up would give 0.123457).
+    definitions = ('[[index]]\nid = "T-SIX"\nname = "six places"\nmethodology_version = "1"\n'
+                   'instrument_kind = "token"\ninstrument = "some-model"\nprice_type = "input"\n'
+                   'decimals = 6\noutlier_screen = "none"\n')
+    observations = ("date,provider,instrument,price_type,usd_per_mtok\n"
+                    "2026-04-24,a,some-model,input,0.1\n2026-04-24,b,some-model,input,0.123456\n"
+                    "2026-04-24,c,some-model,input,0.123457\n2026-04-24,d,some-model,input,0.2\n")
+    code, out, _ = fix(capsys, tmp_path, observations, definitions)
+    assert code == 0 and [r["value"] for r in rows(out)] == ["0.123456"]
