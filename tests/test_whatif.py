@@ -48,6 +48,13 @@ def fix(capsys, tmp_path, observations=OBSERVATIONS, definitions=PULSE, *extra):
     return code, out, err
 
 
+def token_index(index_id: str, price_type: str, *settings: str) -> str:
+    """A definitions file with one index of the token instrument some-model."""
+    lines = ["[[index]]", f'id = "{index_id}"', 'name = "test"', 'methodology_version = "1"',
+             'instrument_kind = "token"', 'instrument = "some-model"', f'price_type = "{price_type}"', *settings]
+    return "\n".join(lines) + "\n"
+
+
 def rows(out: str) -> list[dict]:
     return list(csv.DictReader(io.StringIO(out)))
 
@@ -148,9 +155,7 @@ def test_default_dates_follow_the_fixing_time(capsys, tmp_path):
 
 
 def test_token_rows_and_their_price_type_variants_are_read(capsys, tmp_path):
-    definitions = ('[[index]]\nid = "T-LONG"\nname = "long context output"\nmethodology_version = "1"\n'
-                   'instrument_kind = "token"\ninstrument = "some-model"\nprice_type = "output_above_200k"\n'
-                   'min_providers = 2\n')
+    definitions = token_index("T-LONG", "output_above_200k", "min_providers = 2")
     observations = ("date,provider,instrument,price_type,usd_price\n"
                     "2026-04-24,a,some-model,output_above_200k,22.5\n2026-04-24,b,some-model,output_above_200k,22.4\n"
                     "2026-04-24,b,some-model,output,15\n")
@@ -172,9 +177,7 @@ def test_the_price_column_may_be_named_by_its_unit(capsys, tmp_path):
 def test_more_places_than_the_warehouse_keeps_are_allowed_for_a_reproduction(capsys, tmp_path):
     # Token prices published to 6 places: the middle two of four are 0.123456 and 0.123457, whose mean
     # 0.1234565 is a tie at the 6th place; half-even keeps the even 6 (half-up would give 0.123457).
-    definitions = ('[[index]]\nid = "T-SIX"\nname = "six places"\nmethodology_version = "1"\n'
-                   'instrument_kind = "token"\ninstrument = "some-model"\nprice_type = "input"\n'
-                   'decimals = 6\noutlier_screen = "none"\n')
+    definitions = token_index("T-SIX", "input", "decimals = 6", 'outlier_screen = "none"')
     observations = ("date,provider,instrument,price_type,usd_per_mtok\n"
                     "2026-04-24,a,some-model,input,0.1\n2026-04-24,b,some-model,input,0.123456\n"
                     "2026-04-24,c,some-model,input,0.123457\n2026-04-24,d,some-model,input,0.2\n")
