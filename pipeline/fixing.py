@@ -1,17 +1,24 @@
 """The daily fixing (DESIGN.md section 4; README "Methodology" states every step and parameter).
 
-Set-based: one pass of four SQL statements computes every (index, date, rung) target of a run at once,
+Set-based: one pass of a few SQL statements computes every (index, date, rung) target of a run at once,
 whatever the number of days (a year's backfill is one pass, not 365):
 
-  sql/select_fixing_rows.sql               eligible rows of each provider's latest collection in the window
+  sql/select_fixing_digests.sql            the digests (observation_digests: a snapshot's rows of one provider,
+                                           instrument, price type and validity, with their exact middle
+                                           values, made at load) of each provider's latest collection in the
+                                           window
+  sql/select_fixing_rows.sql               the rows behind them, only for the providers whose value needs rows
+                                           (several digests in a leg, region medians, a marketplace, a
+                                           dispersion over observations)
   sql/select_provider_values.sql           one value per provider (median of rows, median of region medians,
                                            marketplace GPU-weighted median, token blend) and the vote floor
   sql/select_screened_provider_values.sql  the modified z-score outlier screen; each provider's weight
   sql/select_index_values.sql              the estimators and the dispersion
 
 The fallback ladder runs one more pass, over the wider windows, only for the targets still short of
-providers; sql/select_input_hashes.sql then hashes the inputs of the targets chosen; a carry is an as-of join
-on the values the run fixed; baskets are sql/select_basket_values.sql over their members' fixings. Python
+providers; sql/select_input_hashes.sql then combines the digests of the targets chosen into their input
+hashes; a carry is an as-of join on the values the run fixed; baskets are sql/select_basket_values.sql over
+their members' fixings. Observations of the period without digests stop the run (FixingInputError). Python
 divides sums by counts (the means) in Decimal, rounds half-even at the very end, and writes. A date's fixing
 is the same computed alone or inside a backfill: each target reads only its own window, and a carry looks back
 only at dates the same run recomputes.
@@ -347,7 +354,7 @@ class _Ladder:
             pending = pending.join(fixed, on=["index_id", "fixing_date"], how="anti")
 
     def _run_pass(self, targets: pl.DataFrame) -> pl.DataFrame:
-        """The four statements of one pass; returns the pairs it fixed (some rung sufficient)."""
+        """The statements of one pass; returns the pairs it fixed (some rung sufficient)."""
         con = self.con
         exploded = targets.join(self.keys, on="index_id", how="inner").select(
             "target_id", "fixing_date", "window_hours", "fixing_minutes", "instrument_kind", "instrument",
@@ -358,34 +365,37 @@ class _Ladder:
             pl.col("window_hours"),
         ).with_columns((pl.col("end") - pl.duration(hours=pl.col("window_hours"))).alias("start"))
         bounds = {"window_floor": ends["start"].min(), "window_ceiling": ends["end"].max()}
+        [(undigested,)] = con.execute(sql("select_undigested_observations"), bounds).fetchall()
+        if undigested:
+            raise FixingInputError(
+                f"{undigested} observation(s) between {bounds['window_floor']} and {bounds['window_ceiling']} UTC "
+                "have no digest (observation_digests): observations are fixed through their digests, made when "
+                "pipeline.load loads them (or by sql/insert_observation_digests.sql)"
+            )
         target_params = targets.select("target_id", "index_id").join(self.params, on="index_id").drop("index_id")
-        con.register("fix_targets", exploded.to_arrow())
-        con.register("fix_target_params", target_params.to_arrow())
+        registered = []
+
+        def keep(name, table):
+            con.register(name, table)
+            registered.append(name)
+            return table
+
         try:
-            rows = con.sql(sql("select_fixing_rows"), params=bounds).to_arrow_table()
-            con.register("fixing_rows", rows)
-            try:
-                provider_values = con.sql(sql("select_provider_values")).to_arrow_table()
-                con.register("provider_values", provider_values)
-                try:
-                    screened = con.sql(sql("select_screened_provider_values")).to_arrow_table()
-                finally:
-                    con.unregister("provider_values")
-                con.register("screened_values", screened)
-                try:
-                    values = con.sql(sql("select_index_values")).to_arrow_table()
-                finally:
-                    con.unregister("screened_values")
-            finally:
-                con.unregister("fixing_rows")
+            keep("fix_targets", exploded.to_arrow())
+            keep("fix_target_params", target_params.to_arrow())
+            digests = keep("fixing_digests", con.sql(sql("select_fixing_digests"), params=bounds).to_arrow_table())
+            keep("fixing_rows", con.sql(sql("select_fixing_rows"), params=bounds).to_arrow_table())
+            keep("provider_values", con.sql(sql("select_provider_values")).to_arrow_table())
+            screened = keep("screened_values", con.sql(sql("select_screened_provider_values")).to_arrow_table())
+            values = con.sql(sql("select_index_values")).to_arrow_table()
         finally:
-            con.unregister("fix_targets")
-            con.unregister("fix_target_params")
+            for name in registered:
+                con.unregister(name)
         counted = targets.join(pl.from_arrow(values), on="target_id", how="left").with_columns(
             pl.col("n_providers").fill_null(0),
             pl.lit(len(self.passes)).alias("pass_no"),
         ).with_columns((pl.col("n_providers") >= pl.col("min_providers")).alias("sufficient"))
-        self.passes.append({"rows": rows, "targets": exploded, "screened": screened, "counted": counted})
+        self.passes.append({"digests": digests, "screened": screened, "counted": counted})
         return counted.filter(pl.col("sufficient")).select("index_id", "fixing_date").unique()
 
     def attempted(self) -> pl.DataFrame:
@@ -423,24 +433,15 @@ class _Ladder:
             wanted = chosen.filter(pl.col("pass_no") == number).select("target_id")
             if wanted.is_empty():
                 continue
-            self.con.register("fixing_rows", one_pass["rows"])
-            self.con.register("screened_values", one_pass["screened"])
-            self.con.register("fix_targets", one_pass["targets"].to_arrow())
+            self.con.register("fixing_digests", one_pass["digests"])
             self.con.register("hash_targets", wanted.to_arrow())
             try:
                 hashed = pl.from_arrow(self.con.sql(sql("select_input_hashes")).to_arrow_table())
             finally:
-                for name in ("fixing_rows", "screened_values", "fix_targets", "hash_targets"):
-                    self.con.unregister(name)
+                self.con.unregister("fixing_digests")
+                self.con.unregister("hash_targets")
             if hashed.is_empty():
                 continue
-            undigested = hashed.filter(pl.col("n_hashed").is_null() | (pl.col("n_hashed") != pl.col("n_rows")))
-            if not undigested.is_empty():
-                raise FixingInputError(
-                    f"{undigested.height} fixing(s) read observations that have no digest (observation_digests): "
-                    "observations must be loaded through pipeline.load (or digested with "
-                    "sql/insert_observation_digests.sql) before they are fixed"
-                )
             frames.append(hashed.group_by("target_id").agg(pl.col("input_hash").first()))
             table = (
                 pl.from_arrow(one_pass["screened"])

@@ -1,12 +1,17 @@
 -- The digests (table observation_digests, migration 007) of snapshot $snapshot_id after its load (inside
 -- the load's transaction), or with $snapshot_id null of every snapshot whose observations have none (the
--- scratch tables of tsi fix --observations, the benchmark, a warehouse from before migration 007). A snapshot's digests are deleted with its observations when it is reloaded
--- (delete_snapshot_digests.sql), so this never leaves a stale digest behind.
+-- scratch tables of tsi fix --observations, the benchmark, a warehouse from before migration 007). A
+-- snapshot's digests are deleted with its observations when it is reloaded (delete_snapshot_digests.sql),
+-- so this never leaves a stale digest behind.
 insert into observation_digests
 select
     snapshot_id, provider, source, observed_at, segment, instrument_kind, instrument, price_type, valid_from,
     valid_to,
     count(*) as n_rows,
+    sum(coalesce(gpu_count, 1))::decimal(38, 4) as capacity,
+    quantile_disc(coalesce(usd_per_gpu_hour, usd_per_mtok), 0.5)::decimal(20, 10) as lower_median,
+    (-quantile_disc(-coalesce(usd_per_gpu_hour, usd_per_mtok), 0.5))::decimal(20, 10) as upper_median,
+    count(distinct coalesce(usd_per_gpu_hour, usd_per_mtok)) as n_prices,
     sha256(
         snapshot_id || '|' || provider || '|' || instrument_kind || '|' || instrument || '|' || price_type || '|'
         || coalesce(strftime(valid_from, '%Y-%m-%d'), '') || '|' || coalesce(strftime(valid_to, '%Y-%m-%d'), '')

@@ -1,51 +1,55 @@
 -- Methodology step 2b: one value per provider and target (one provider, one vote), and the vote floor.
 --
--- fixing_rows: the output of select_fixing_rows.sql. fix_target_params: one row per target with its index's
+-- fixing_digests, fixing_rows: the outputs of select_fixing_digests.sql and select_fixing_rows.sql (the rows
+-- only of the providers whose value needs them). fix_target_params: one row per target with its index's
 -- parameters.
 --
 -- Every median here is exact in DECIMAL: quantile_disc(x, 0.5) returns an observed value, the lower middle
 -- one (0-based position floor((n - 1) / 2)); -quantile_disc(-x, 0.5) the upper middle one. Their mean is the
--- middle value on an odd count and half the sum of the two middle values on an even count. No float.
-with legs as (
-    -- One pass over the rows: each provider's leg (a price type; a blended price has two) with its counts and
-    -- the median of all its rows (regions, instance sizes, endpoints): the median_of_rows value.
+-- middle value on an odd count and half the sum of the two middle values on an even count. No float. A
+-- digest keeps its rows' two middle values, so a leg of one digest has its median without its rows.
+with digest_legs as (
+    -- each provider's leg (a price type; a blended price has two) with its counts, from its digests
     select
         target_id, provider, price_type,
         min(segment) as segment,
-        count(*) as n_observations,
-        sum(gpu_weight) as capacity,  -- GPUs listed (rows without a GPU count weigh 1): capped_weight_median
-        (quantile_disc(usd_price, 0.5) - quantile_disc(-usd_price, 0.5)) * 0.5 as row_median,
-        -- the collection(s) the rows come from (source, fetch time; chr(0) stands for no source), for the
-        -- input hash: one unless the provider is priced by two sources
-        min(coalesce(source, chr(0))) as first_source,
-        max(coalesce(source, chr(0))) as last_source,
-        min(observed_at) as first_observed_at,
-        max(observed_at) as last_observed_at
-    from fixing_rows
+        min(value_rule) as value_rule,
+        count(*) as n_digests,
+        sum(n_rows) as n_observations,
+        sum(capacity) as capacity,  -- GPUs listed (rows without a GPU count weigh 1): capped_weight_median
+        (min(lower_median) + min(upper_median)) * 0.5 as digest_median,  -- used when there is one digest
+        min(n_prices) as digest_prices
+    from fixing_digests
     group by target_id, provider, price_type
 ),
 
-floor_counts as (
-    -- distinct prices per leg, counted only for the targets with a vote floor above 1 (a provider with a row
-    -- always has one distinct price): the count is the costliest aggregate here
-    select r.target_id, r.provider, r.price_type, count(distinct r.usd_price) as distinct_prices
+row_legs as (
+    -- the legs of several digests, from their rows: the median of all of them, and their distinct prices
+    -- where the index has a vote floor (the costliest aggregate here)
+    select
+        r.target_id, r.provider, r.price_type,
+        (quantile_disc(r.usd_price, 0.5) - quantile_disc(-r.usd_price, 0.5)) * 0.5 as row_median,
+        case when any_value(p.min_distinct_prices) > 1 then count(distinct r.usd_price) end as row_prices
     from fixing_rows as r
-    semi join (select target_id from fix_target_params where min_distinct_prices > 1) as f using (target_id)
+    semi join digest_legs as m
+        on m.target_id = r.target_id and m.provider = r.provider and m.price_type = r.price_type and m.n_digests > 1
+    join fix_target_params as p on p.target_id = r.target_id
     group by r.target_id, r.provider, r.price_type
 ),
 
 ruled as (
+    -- the median_of_rows value of each leg, and its distinct prices (null where the index has no vote floor:
+    -- a provider with a row always has one)
     select
-        l.*,
-        f.distinct_prices,  -- null where not counted (no vote floor)
-        case
-            when l.segment = 'marketplace' and p.marketplace_value = 'gpu_weighted_median' then 'gpu_weighted_median'
-            else p.provider_value
-        end as value_rule
-    from legs as l
+        l.* exclude (digest_median, digest_prices),
+        case when l.n_digests = 1 then l.digest_median else r.row_median end as row_median,
+        case when p.min_distinct_prices > 1 then
+            case when l.n_digests = 1 then l.digest_prices else r.row_prices end
+        end as distinct_prices
+    from digest_legs as l
     join fix_target_params as p using (target_id)
-    left join floor_counts as f
-        on f.target_id = l.target_id and f.provider = l.provider and f.price_type = l.price_type
+    left join row_legs as r
+        on r.target_id = l.target_id and r.provider = l.provider and r.price_type = l.price_type
 ),
 
 other_rule_rows as (
@@ -118,10 +122,6 @@ combined as (
         sum(v.n_observations) as n_observations,
         sum(v.capacity) as capacity,
         min(v.value_rule) as value_rule,
-        min(v.first_source) as first_source,
-        max(v.last_source) as last_source,
-        min(v.first_observed_at) as first_observed_at,
-        max(v.last_observed_at) as last_observed_at,
         min(v.distinct_prices) as distinct_prices,  -- a blended price: the fewer of its two legs
         any_value(p.min_distinct_prices) as min_distinct_prices,
         any_value(p.price_type = 'blended') as blended,
@@ -143,12 +143,6 @@ select
     capacity,
     distinct_prices,
     value_rule,
-    -- the provider's one collection (source, fetch time), or nulls if its rows come from several
-    case when first_source = last_source and first_observed_at = last_observed_at
-         then nullif(first_source, chr(0)) end as collection_source,
-    first_source = last_source and first_observed_at = last_observed_at as one_collection,
-    case when first_source = last_source and first_observed_at = last_observed_at
-         then first_observed_at end as collection_observed_at,
     case
         when not blended then single_value
         when both_legs then blended_value::decimal(38, 20)

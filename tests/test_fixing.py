@@ -194,6 +194,33 @@ def test_a_provider_priced_by_two_sources_is_hashed_over_both_collections(con):
     assert f.input_hash == hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest()
 
 
+def test_a_paged_collection_is_valued_over_the_rows_of_all_its_pages(con):
+    # a's fetch came in two pages (two bodies, one fetch time): its value is the median of all three rows,
+    # 2.10, not of either page. b and c give one page each; the index is the median 3.00.
+    add_gpu_snapshot(con, "a", "2026-11-20T06:00:00", [("H100-SXM", "2.00"), ("H100-SXM", "2.40")])
+    add_gpu_snapshot(con, "a", "2026-11-20T06:00:00", [("H100-SXM", "2.10", "page2")])
+    for provider, price in (("b", "3.00"), ("c", "4.00")):
+        add_gpu_snapshot(con, provider, "2026-11-20T06:00:00", [("H100-SXM", price)])
+    [f] = compute_fixings(con, [h100()], DAY)
+    assert (f.value, f.n_observations) == (Decimal("3.0000"), 5)
+    [a] = [x for x in f.constituents if x.provider == "a"]
+    assert (a.provider_value, a.n_observations) == (Decimal("2.1"), 3)
+
+
+def test_the_vote_floor_counts_distinct_prices_across_pages(con):
+    # min_distinct_prices 2: a quotes 2.00 on each of two pages (one distinct price: no vote); b quotes two
+    # prices on one page (votes, 3.25); c and d one page each with two prices.
+    add_gpu_snapshot(con, "a", "2026-11-20T06:00:00", [("H100-SXM", "2.00")])
+    add_gpu_snapshot(con, "a", "2026-11-20T06:00:00", [("H100-SXM", "2.00", "page2")])
+    add_gpu_snapshot(con, "b", "2026-11-20T06:00:00", [("H100-SXM", "3.00"), ("H100-SXM", "3.50")])
+    add_gpu_snapshot(con, "c", "2026-11-20T06:00:00", [("H100-SXM", "4.00"), ("H100-SXM", "4.20")])
+    add_gpu_snapshot(con, "d", "2026-11-20T06:00:00", [("H100-SXM", "5.00"), ("H100-SXM", "5.40")])
+    [f] = compute_fixings(con, [h100(min_distinct_prices=2, outlier_screen="none")], DAY)
+    excluded = {x.provider: x.exclusion_reason for x in f.constituents if not x.included}
+    assert excluded == {"a": "insufficient_distinct_prices: 1 distinct price(s) < 2"}
+    assert f.value == Decimal("4.1000")  # median of 3.25, 4.10, 5.20
+
+
 def test_observations_without_digests_are_refused_with_a_clear_error(con):
     for provider, price in (("a", "2.00"), ("b", "3.00"), ("c", "4.00")):
         add_gpu_snapshot(con, provider, "2026-11-20T06:00:00", [("H100-SXM", price)])
