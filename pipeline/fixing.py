@@ -26,6 +26,7 @@ only at dates the same run recomputes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -654,6 +655,29 @@ def _carried(source: Fixing, day: date) -> Fixing:
     )
 
 
+def _basket_constituents(b: BasketDefinition, members: list[Fixing], n: int, enough: bool) -> list[Constituent]:
+    out = []
+    for m in members:
+        member_id = m.definition.id
+        has_value = m.value is not None
+        out.append(
+            Constituent(
+                provider=member_id,
+                snapshot_id=None,
+                provider_value=m.value,
+                n_observations=m.n_observations,
+                included=has_value and enough,
+                exclusion_reason=None if has_value and enough else (
+                    f"member_suppressed: {member_id} has no value" if not has_value
+                    else f"insufficient_members: {n} < {b.required_members}"
+                ),
+                weight=divide(1, n).quantize(WEIGHT_QUANTUM, ROUND_HALF_EVEN) if has_value and enough else Decimal(0),
+                value_rule="member_index",
+            )
+        )
+    return out
+
+
 def _basket_fixings(con, baskets: list[BasketDefinition], wanted: list[date], members: dict) -> dict:
     member_ids = sorted({m for b in baskets for m in b.members})
     member_rows = pl.DataFrame(
@@ -696,25 +720,8 @@ def _basket_fixings(con, baskets: list[BasketDefinition], wanted: list[date], me
             row = rows.get((b.id, day))
             n = int(row["n_members"]) if row else 0
             enough = n >= b.required_members
-            constituents = []
-            for member_id in b.members:
-                m = members[(member_id, day)]
-                has_value = m.value is not None
-                constituents.append(
-                    Constituent(
-                        provider=member_id,
-                        snapshot_id=None,
-                        provider_value=m.value,
-                        n_observations=m.n_observations,
-                        included=has_value and enough,
-                        exclusion_reason=None if has_value and enough else (
-                            f"member_suppressed: {member_id} has no value" if not has_value
-                            else f"insufficient_members: {n} < {b.required_members}"
-                        ),
-                        weight=divide(1, n).quantize(WEIGHT_QUANTUM, ROUND_HALF_EVEN) if has_value and enough else Decimal(0),
-                        value_rule="member_index",
-                    )
-                )
+            # built on first use, like an index's (most fixings of a backfill are never explained)
+            constituents = functools.partial(_basket_constituents, b, [members[(m, day)] for m in b.members], n, enough)
             start, end = b.window(day)
             if row and row["window_start"] is not None:
                 start = row["window_start"].replace(tzinfo=timezone.utc)
