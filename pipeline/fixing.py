@@ -773,12 +773,15 @@ def fix_range(
     computed_at = computed_at or utc_now()
     with transaction(con):
         register_definitions(con, definitions)
+        [(loaded_through,)] = con.execute(sql("select_loaded_through")).fetchall()
         fixings = compute_range(con, definitions, dates)
-        _write_all(con, fixings, computed_at)
+        _write_all(con, fixings, computed_at, loaded_through)
     return fixings
 
 
-def _write_all(con: duckdb.DuckDBPyConnection, fixings: list[Fixing], computed_at: datetime) -> None:
+def _write_all(
+    con: duckdb.DuckDBPyConnection, fixings: list[Fixing], computed_at: datetime, loaded_through: datetime | None
+) -> None:
     if not fixings:
         return
     keys = pl.DataFrame(
@@ -796,7 +799,7 @@ def _write_all(con: duckdb.DuckDBPyConnection, fixings: list[Fixing], computed_a
         if revision is None:
             continue
         f.revision, f.written = revision, True
-        fixing_rows.append(_fixing_row(f, reason, computed_at))
+        fixing_rows.append(_fixing_row(f, reason, computed_at) | {"loaded_through": loaded_through})
         constituent_rows.extend(_constituent_row(f, c) for c in f.constituents)
     if not fixing_rows:
         return
@@ -865,6 +868,7 @@ FIXING_BATCH_SCHEMA = {
     "computed_at": pl.Datetime("us"),
     "window_hours": pl.Int32,
     "carried_from": pl.Date,
+    "loaded_through": pl.Datetime("us"),
 }
 CONSTITUENT_BATCH_SCHEMA = {
     "index_id": pl.String,

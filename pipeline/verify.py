@@ -3,11 +3,12 @@
 Nothing computed by the run is trusted: the snapshot records of the period are copied into a scratch
 in-memory warehouse, every body is read back from the raw store (its sha256 checked) and parsed again by
 pipeline.load, and the fixings are recomputed by pipeline.fixing with the definitions stored under the
-methodology version each published fixing used. Every field of the newest revision and of its constituents
-must match exactly.
+methodology version each published fixing used, each from the bodies the warehouse had loaded when that
+revision was computed. Every field of the newest revision and of its constituents must match exactly.
 """
 from __future__ import annotations
 
+import bisect
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -34,6 +35,7 @@ SNAPSHOT_SCHEMA = {
     "content_type": pl.String,
     "byte_size": pl.Int64,
     "storage_path": pl.String,
+    "first_loaded_at": pl.Datetime("us"),
 }
 FIXING_FIELDS = ("status", "value", "n_providers", "n_observations", "window_start", "window_end", "window_hours",
                  "carried_from", "p25", "p75", "min", "max", "mean", "input_hash")
@@ -101,15 +103,30 @@ def verify(warehouse: Warehouse, first: date, last: date) -> VerifyReport:
     scratch = duckdb.connect()
     try:
         migrate(scratch)
-        scratch.register("snapshot_batch", snapshots.to_arrow())
-        try:
-            scratch.execute(sql("insert_raw_snapshots"))
-        finally:
-            scratch.unregister("snapshot_batch")
-        report.snapshots = snapshots.height
-        loaded = load.parse_pending(scratch, store)
-        report.parse_failures = {**unreadable, **loaded.failed}
-        recomputed = _recompute(scratch, published, definitions)
+        recomputed = {}
+        # Each fixing is recomputed from the bodies the warehouse had loaded when it was computed
+        # (fixings.loaded_through): a body loaded later (a late parse, a correction that did not move the value
+        # enough to be revised) was not among its inputs. Bodies are added to the scratch warehouse in load
+        # order, each parsed once.
+        snapshots = snapshots.filter(pl.col("first_loaded_at").is_not_null()).sort("first_loaded_at", "snapshot_id")
+        loaded_times = snapshots["first_loaded_at"].to_list()
+        stages: dict[int, list[dict]] = {}
+        for row in published:
+            seen = row["loaded_through"]
+            stages.setdefault(len(loaded_times) if seen is None else bisect.bisect_right(loaded_times, seen), []).append(row)
+        added = 0
+        for visible in sorted(stages):
+            scratch.register("snapshot_batch", snapshots.slice(added, visible - added).to_arrow())
+            try:
+                scratch.execute(sql("insert_raw_snapshots"))
+            finally:
+                scratch.unregister("snapshot_batch")
+            added = visible
+            loaded = load.parse_pending(scratch, store)
+            report.parse_failures.update(loaded.failed)
+            recomputed.update(_recompute(scratch, stages[visible], definitions))
+        report.snapshots = added
+        report.parse_failures.update(unreadable)
     finally:
         scratch.close()
 
@@ -154,20 +171,29 @@ def _snapshots(con, published: list[dict], definitions: dict) -> pl.DataFrame:
 
 
 def _recompute(scratch, published: list[dict], definitions: dict) -> dict[tuple[str, date], Fixing]:
-    """Dates that used the same definitions are recomputed together (usually all of them)."""
+    """The fixings of `published` (rows of one stage). Dates that used the same definitions are recomputed
+    together (usually all of them); a basket brings its member indices (compute_range needs them in the same
+    run), whose results here are not theirs to report (they may stand from another stage)."""
+    by_id = {d.id: d for d in definitions.values()}
     by_date: dict[date, set] = {}
     for row in published:
         by_date.setdefault(row["fixing_date"], set()).add((row["index_id"], row["methodology_version"]))
     groups: dict[frozenset, list[date]] = {}
     for day, keys in by_date.items():
         groups.setdefault(frozenset(keys), []).append(day)
+    wanted = {(row["index_id"], row["fixing_date"]) for row in published}
     out = {}
     for keys, days in groups.items():
-        chosen = [definitions[k] for k in sorted(keys)]
-        # A basket's members first (compute_range needs them in the same run).
-        chosen.sort(key=lambda d: d.is_basket)
-        for f in compute_range(scratch, chosen, days):
-            out[(f.definition.id, f.fixing_date)] = f
+        chosen = {definitions[k].id: definitions[k] for k in sorted(keys)}
+        for basket in [d for d in chosen.values() if d.is_basket]:
+            for member in basket.members:
+                if member not in chosen and member in by_id:
+                    chosen[member] = by_id[member]
+        # A basket's members first.
+        ordered = sorted(chosen.values(), key=lambda d: (d.is_basket, d.id))
+        for f in compute_range(scratch, ordered, days):
+            if (f.definition.id, f.fixing_date) in wanted:
+                out[(f.definition.id, f.fixing_date)] = f
     return out
 
 

@@ -19,6 +19,7 @@ select
     f.max_provider_value,
     f.mean_value,
     f.input_hash,
+    f.loaded_through,
     d.definition_json
 from fixings as f
 join index_definitions as d using (index_id, methodology_version)

@@ -119,3 +119,54 @@ def test_the_demo_exercises_the_ladder_and_the_basket(demo):
     assert rows == {"TSI-QWEN-2.5-72B-IN": "widened", "TSI-OPEN-MAJORS-IN": "widened", "TSI-LLAMA-3.3-70B-IN": "final"}
     total, n = members[0]
     assert basket == [((total / n).quantize(Decimal("0.0001")), 4)]
+
+
+LAMBDA_URL = "https://raw.githubusercontent.com/skypilot-org/skypilot-catalog/master/catalogs/v7/lambda/vms.csv"
+
+
+def load_late_lambda_body(warehouse: Warehouse, h100_sxm_price: str) -> None:
+    """A later Lambda catalog of 2026-11-20 (fetched 07:00, after the recorded 06:00 one, so Lambda's latest
+    collection of the window) holding one H100 SXM row, loaded and fixed again before the cutoff."""
+    from datetime import date, datetime, timezone
+
+    from pipeline import fixing, load
+    from pipeline.collect import store_fetched
+    from pipeline.definitions import load_definitions
+    from pipeline.http import FetchedBody
+    from pipeline.rawstore import RawStore
+    from pipeline.sources import FetchRequest
+
+    body = ("InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,Price,Region,GpuInfo,SpotPrice\n"
+            f"gpu_1x_h100_sxm5,H100,1.0,26.0,225.0,{h100_sxm_price},us-east-1,,\n").encode()
+    con = connect(warehouse)
+    store = RawStore(warehouse.root)
+    fetched = FetchedBody(LAMBDA_URL, 200, "text/csv", body, datetime(2026, 11, 20, 7, tzinfo=timezone.utc))
+    store_fetched(con, store, FetchRequest("skypilot", LAMBDA_URL, "lambda"), fetched)
+    load.parse_pending(con, store)
+    fixing.fix_date(con, load_definitions(), date(2026, 11, 20), computed_at=datetime(2026, 11, 20, 18, tzinfo=timezone.utc))
+    con.close()
+
+
+def h100_revisions(warehouse: Warehouse) -> list[tuple]:
+    con = connect(warehouse, read_only=True)
+    rows = con.execute("select revision, usd_per_gpu_hour from fixings where index_id = 'TSI-H100-SXM-OD'"
+                       " and fixing_date = date '2026-11-20' order by revision").fetchall()
+    con.close()
+    return rows
+
+
+def test_a_correction_too_small_to_revise_still_verifies(demo_copy, capsys):
+    # Lambda 3.14 -> 3.144: median (2.90 + 3.144) / 2 = 3.022, +0.066% of 3.02: within 0.1%, not revised. The
+    # published 3.0200 rests on the bodies loaded when it was computed; verify must not count the later one.
+    load_late_lambda_body(demo_copy, "3.144")
+    assert h100_revisions(demo_copy) == [(1, Decimal("3.0200"))]
+    code, out, _ = run(capsys, demo_copy, "verify", "--date", "2026-11-20")
+    assert code == 0, out
+
+
+def test_a_revised_fixing_verifies_from_the_bodies_it_saw(demo_copy, capsys):
+    # Lambda 3.14 -> 3.20: median (2.90 + 3.20) / 2 = 3.05, +0.99%: revision 2, recomputed with the new body.
+    load_late_lambda_body(demo_copy, "3.20")
+    assert h100_revisions(demo_copy) == [(1, Decimal("3.0200")), (2, Decimal("3.0500"))]
+    code, out, _ = run(capsys, demo_copy, "verify", "--date", "2026-11-20")
+    assert code == 0, out
