@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gc
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -257,12 +258,26 @@ def compute_range(
         if missing:
             raise DefinitionError(f"basket {basket.id} needs its member indices {missing} in the same run")
     by_date: dict[tuple[str, date], Fixing] = {}
-    with _unordered_results(con):
+    with _unordered_results(con), _no_collector_pauses():
         if indices:
             by_date.update(_index_fixings(con, indices, wanted))
         if baskets:
             by_date.update(_basket_fixings(con, baskets, wanted, by_date))
     return [by_date[(d.id, day)] for day in wanted for d in definitions]
+
+
+@contextmanager
+def _no_collector_pauses():
+    """Python's cyclic garbage collector paused while a run builds its fixings: a year's backfill makes tens of
+    thousands of objects that live until the end, which the collector would scan again and again for nothing
+    (a sixth of the Python time). Restored after, whatever happens."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @contextmanager
@@ -427,8 +442,8 @@ class _Ladder:
         return chosen.join(hashes, on="target_id", how="left")
 
     def _hash(self, chosen: pl.DataFrame) -> pl.DataFrame:
-        """Input hashes and snapshot ids for the chosen targets only, pass by pass (select_input_hashes.sql);
-        the chosen targets' constituent rows are kept, each target's rows contiguous, for lazy reading."""
+        """Input hashes for the chosen targets only, pass by pass (select_input_hashes.sql); each pass's
+        constituent rows are kept, each target's rows contiguous, for lazy reading."""
         frames = [pl.DataFrame(schema={"target_id": pl.Int64, "input_hash": pl.String})]
         for number, one_pass in enumerate(self.passes):
             wanted = chosen.filter(pl.col("pass_no") == number).select("target_id")
@@ -443,16 +458,15 @@ class _Ladder:
                 self.con.unregister("hash_targets")
             if hashed.is_empty():
                 continue
-            frames.append(hashed.group_by("target_id").agg(pl.col("input_hash").first()))
-            table = (
-                pl.from_arrow(one_pass["screened"])
-                .join(hashed.select("target_id", "provider", "snapshot_id"), on=["target_id", "provider"])
-                .sort("target_id", "provider")
-                .with_row_index("position")
-            )
+            frames.append(hashed)
+            # select_screened_provider_values.sql returns the providers ordered by target and provider: each
+            # target's rows are one contiguous span
+            table = pl.from_arrow(one_pass["screened"]).with_row_index("position")
             spans = table.group_by("target_id").agg(pl.col("position").min().alias("start"), pl.len().alias("length"))
-            for target_id, start, length in spans.iter_rows():
-                self._spans[target_id] = (table, start, length)
+            self._spans.update(
+                (target_id, (table, start, length))
+                for target_id, start, length in zip(*(spans[c].to_list() for c in ("target_id", "start", "length")))
+            )
         return pl.concat(frames)
 
     def constituent_rows(self, target_id: int) -> Callable[[], list[dict]]:

@@ -18,7 +18,8 @@ with digest_legs as (
         sum(n_rows) as n_observations,
         sum(capacity) as capacity,  -- GPUs listed (rows without a GPU count weigh 1): capped_weight_median
         (min(lower_median) + min(upper_median)) * 0.5 as digest_median,  -- used when there is one digest
-        min(n_prices) as digest_prices
+        min(n_prices) as digest_prices,
+        min(snapshot_id) as snapshot_id
     from fixing_digests
     group by target_id, provider, price_type
 ),
@@ -122,6 +123,8 @@ combined as (
         sum(v.n_observations) as n_observations,
         sum(v.capacity) as capacity,
         min(v.value_rule) as value_rule,
+        -- the least of its collection's bodies (several only for a paged API or a provider of two sources)
+        min(v.snapshot_id) as snapshot_id,
         min(v.distinct_prices) as distinct_prices,  -- a blended price: the fewer of its two legs
         any_value(p.min_distinct_prices) as min_distinct_prices,
         any_value(p.price_type = 'blended') as blended,
@@ -143,6 +146,7 @@ select
     capacity,
     distinct_prices,
     value_rule,
+    snapshot_id,
     case
         when not blended then single_value
         when both_legs then blended_value::decimal(38, 20)
