@@ -332,8 +332,9 @@ def _index_fixings(con, indices: list[IndexDefinition], wanted: list[date]) -> d
 PAIR_SCHEMA = {"index_id": pl.String, "fixing_date": pl.Date}
 
 
-class FixingInputError(RuntimeError):
-    """The observations cannot be fixed as they stand (e.g. loaded without their digests)."""
+class FixingInputError(ValueError):
+    """The observations cannot be fixed as they stand (e.g. loaded without their digests). A ValueError, so
+    that the command line reports it in one line, as bad input, not as a traceback."""
 TARGET_COLUMNS = ("target_id", "index_id", "fixing_date", "rung", "window_hours", "fixing_minutes", "min_providers")
 
 
