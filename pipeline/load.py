@@ -199,15 +199,24 @@ def parse_pending(con: duckdb.DuckDBPyConnection, store: RawStore, catalog: Cata
         )
         try:
             result = parse_body(get_source(source_id), store.get(sha256), ctx, catalog, fx=WarehouseFx(con))
-        except (ParseError, KeyError, ValueError) as exc:
-            # The whole body is unreadable: the snapshot fails loudly; its body stays in the store for a re-parse.
-            message = f"{type(exc).__name__}: {exc}"
+            load_result(con, ctx, result)
+        except Exception as exc:  # noqa: BLE001 - whatever a body does to its parser, the others go on
+            # The body cannot be read (not the format, cut short, hostile, or a parser's own bug): the snapshot
+            # fails loudly with the reason, its load (one transaction) leaves nothing, and its body stays in the
+            # store for a re-parse. The rest of the collection, and the day's fixing, go on without it.
+            message = failure_text(exc)
             _record_parse(con, snapshot_id, "failed", 0, 0, message[:2000])
             report.failed[snapshot_id] = message
             continue
-        load_result(con, ctx, result)
         report.loaded[snapshot_id] = (len(result.observations), len(result.rejections))
     return report
+
+
+def failure_text(exc: BaseException) -> str:
+    """One line saying why a body could not be read, with the error's type (a ParseError, or a parser's own bug
+    such as an InvalidOperation: what a maintainer needs to find it)."""
+    text = " ".join(str(exc).split())[:1000]
+    return f"{type(exc).__name__}: {text}"
 
 
 def _record_parse(con, snapshot_id: str, outcome: str, n_obs: int, n_rej: int, error: str | None) -> None:

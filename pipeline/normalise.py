@@ -13,7 +13,7 @@ from types import ModuleType
 from typing import Protocol
 
 from pipeline.catalog import Catalog, default_catalog
-from pipeline.records import FxRate, Observation, ParseContext, ParseResult, Rejection, quantize_usd
+from pipeline.records import MAX_MAGNITUDE, FxRate, Observation, ParseContext, ParseResult, Rejection, quantize_usd
 
 
 def parse_body(
@@ -24,15 +24,37 @@ def parse_body(
     catalog = catalog or default_catalog()
     parsed = source.parse(raw, ctx, catalog=catalog)
     checked = ParseResult(rejections=list(parsed.rejections), fx_rates=list(parsed.fx_rates))
+    conflicting = _conflicting_row_keys(parsed.observations)
     seen: set[str] = set()
     for obs in parsed.observations:
         excerpt = f"{obs.provider} {obs.source_instrument} {obs.price_type} {obs.original_price} {obs.original_currency}/{obs.original_unit}"
+        if obs.row_key in conflicting:
+            # Two rows that claim to be the same row but say different things: which one holds cannot be known,
+            # so neither is taken (taking the first or the last would let the body's order decide a price).
+            checked.rejections.append(
+                Rejection.of(obs.row_key, "conflicting_duplicate",
+                             f"the snapshot gives this row key {conflicting[obs.row_key]} times with different "
+                             "contents; none is taken", excerpt)
+            )
+            continue
         if obs.row_key in seen:
             checked.rejections.append(
-                Rejection.of(obs.row_key, "duplicate_row", "the snapshot repeats this row key; the first row is kept", excerpt)
+                Rejection.of(obs.row_key, "duplicate_row", "the snapshot repeats this row, identical; it is kept once", excerpt)
             )
             continue
         seen.add(obs.row_key)
+        if obs.gpu_count is not None and not (0 < obs.gpu_count <= MAX_GPU_COUNT):
+            checked.rejections.append(
+                Rejection.of(obs.row_key, "bad_gpu_count",
+                             f"GPU count {obs.gpu_count} is outside (0, {MAX_GPU_COUNT}]", excerpt)
+            )
+            continue
+        if not _representable(obs):
+            checked.rejections.append(
+                Rejection.of(obs.row_key, "bad_price",
+                             f"a price beyond {MAX_MAGNITUDE} is not a price", excerpt)
+            )
+            continue
         # Currency first: the checks below (sign, sanity band) are in USD.
         try:
             obs = convert_currency(obs, ctx.observed_at.date(), fx)
@@ -59,6 +81,40 @@ def parse_body(
             obs = replace(obs, segment=catalog.segment(obs.provider))
         checked.observations.append(obs)
     return checked
+
+
+# The most GPUs one listing may share a price among: the largest machines rented whole are racks of 72 (GB200
+# NVL72); a count beyond this is garbage and would, as a weight, own a GPU-weighted median.
+MAX_GPU_COUNT = 128
+
+
+def _what_counts(obs: Observation) -> tuple:
+    """The fields of a row that a fixing reads (its attributes, such as a host's id, are only kept)."""
+    return (obs.provider, obs.instrument_kind, obs.instrument, obs.price_type, obs.region, obs.gpu_count,
+            obs.usd_price, obs.price_in_currency, obs.original_currency, obs.valid_from, obs.valid_to)
+
+
+def _conflicting_row_keys(observations: list[Observation]) -> dict[str, int]:
+    """Row keys the parser gave more than once with different prices (or instrument, region, GPU count,
+    validity), and how many times each came."""
+    first: dict[str, tuple] = {}
+    counts: dict[str, int] = {}
+    differing: set[str] = set()
+    for obs in observations:
+        counts[obs.row_key] = counts.get(obs.row_key, 0) + 1
+        held = first.setdefault(obs.row_key, _what_counts(obs))
+        if counts[obs.row_key] > 1 and held != _what_counts(obs):
+            differing.add(obs.row_key)
+    return {key: counts[key] for key in differing}
+
+
+def _representable(obs: Observation) -> bool:
+    """Every price of the row finite and within MAX_MAGNITUDE (a parser that forgot to bound one is caught here,
+    before the warehouse's DECIMAL columns would refuse the whole snapshot)."""
+    for value in (obs.original_price, obs.usd_price, obs.price_in_currency):
+        if value is not None and (not value.is_finite() or abs(value) > MAX_MAGNITUDE):
+            return False
+    return True
 
 
 # --- currency conversion ------------------------------------------------------------------------------------

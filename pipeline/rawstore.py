@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import os
 import tempfile
+import zlib
 from pathlib import Path
 
 
@@ -57,6 +58,8 @@ class RawStore:
             body = gzip.decompress(target.read_bytes())
         except FileNotFoundError:
             raise RawStoreError(f"raw body {sha256} is missing from {target}") from None
+        except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError; a cut file an EOFError
+            raise RawStoreError(f"raw body {sha256} at {target} is corrupt ({type(exc).__name__}: {exc})") from None
         if sha256_hex(body) != sha256:
             raise RawStoreError(f"raw body at {target} does not match its address {sha256}")
         return body

@@ -113,3 +113,40 @@ class ParseResult:
 
 def quantize_usd(value: Decimal) -> Decimal:
     return value.quantize(USD_PRICE_QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
+# The largest magnitude a price, a count or a rate read from a body may have. No real price comes near it (the
+# dearest rent is some hundred USD per instance-hour, the dearest token some hundred USD per million); the
+# warehouse's columns (DECIMAL(20, 10) for USD prices, DECIMAL(38, 18) for original prices) hold less than
+# 1e10 and 1e20. Beyond it a number is garbage, refused as such by the parser, never stored nor rounded.
+MAX_MAGNITUDE = Decimal("1E9")
+# Digits a number's text may have: more is a hostile cell (a million-digit number costs time to read), not a price.
+MAX_NUMBER_CHARS = 64
+
+
+def read_decimal(value: object) -> Decimal | None:
+    """The exact Decimal of a cell: the text of a CSV or HTML cell, a JSON string, or a JSON number already read
+    as int or Decimal. None for anything else: empty, not a number, NaN or infinite, a bool, a float (never
+    read: its binary noise is not what the source wrote), Python's `1_000` spelling, or a magnitude over
+    MAX_MAGNITUDE. A caller turns None into its rejection (bad_price, bad_gpu_count, ...)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not text or len(text) > MAX_NUMBER_CHARS or "_" in text:
+            return None
+        try:
+            number = Decimal(text)
+        except (ArithmeticError, ValueError):
+            return None
+    elif isinstance(value, int):
+        if abs(value) > MAX_MAGNITUDE:
+            return None
+        number = Decimal(value)
+    elif isinstance(value, Decimal):
+        number = value
+    else:
+        return None
+    if not number.is_finite() or abs(number) > MAX_MAGNITUDE:
+        return None
+    return number

@@ -332,8 +332,9 @@ def test_float_noise_prices_and_quoted_counts_are_read_exactly(catalog):
     assert obs.usd_price == Decimal("0.3896000000")  # 0.7791999999999999 / 2 = 0.38959999999999995, to 10 places
 
 
-def test_duplicate_listing_with_another_price_keeps_the_first(catalog):
+def test_duplicate_listing_with_another_price_takes_neither(catalog):
     # SimplePod lists the same machine type twice in one region at two prices (two hosts); no SpotPrice column.
+    # Which one is the row's price cannot be known: taking the first (or the last) would let the order decide.
     text = (
         "InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,Price,Region,GpuInfo\n"
         "gpu_4x_rtx4090_128,RTX4090,4,128,512,1.280,Europe-PL,\n"
@@ -341,11 +342,8 @@ def test_duplicate_listing_with_another_price_keeps_the_first(catalog):
         "gpu_1x_rtx3060ti_14,RTX3060Ti,1,14,64,0.060,Europe-NO,\n"
     )
     result = parse_body(skypilot, text.encode(), ctx("simplepod"), catalog=catalog)
-    assert [(o.instrument, o.usd_price) for o in result.observations] == [
-        ("RTX4090", Decimal("0.32")),  # 1.280 / 4
-        ("RTX3060TI", Decimal("0.06")),
-    ]
-    assert [r.reason for r in result.rejections] == ["duplicate_row"]
+    assert [(o.instrument, o.usd_price) for o in result.observations] == [("RTX3060TI", Decimal("0.06"))]
+    assert [r.reason for r in result.rejections] == ["conflicting_duplicate", "conflicting_duplicate"]
 
 
 def test_gcp_style_rows_zone_and_attachable_gpus(catalog):

@@ -1,5 +1,14 @@
-"""Reading JSON bodies the same way in every JSON source: exact numbers, and a clear ParseError when the body
-is not the list of records the source expects (an error page, a changed API, an empty answer)."""
+"""Reading JSON bodies the same way in every JSON source: exact numbers, duplicate keys found rather than
+resolved, and a clear ParseError when the body is not the list of records the source expects (an error page,
+a changed API, an empty answer).
+
+Duplicate keys. JSON lets an object repeat a key and Python's json keeps the last value without a word, so a
+body with `"dph_total": 2.0, "dph_total": 0.2` would decide a price by position. Here an object that repeats
+a key with the *same* value keeps it (a harmless repeat); one that repeats it with *different* values holds a
+`Conflict` for that key instead, listing every value. A parser checks each record with `conflicting_keys` and
+refuses it (`duplicate_key`) with the keys named; a Conflict reaching a price reader is not a number, so it can
+never be read as one.
+"""
 from __future__ import annotations
 
 import json
@@ -7,16 +16,74 @@ from decimal import Decimal
 
 from pipeline.records import ParseError
 
+DUPLICATE_KEY = "duplicate_key"  # the rejection reason of a record that repeats a key with different values
+
+
+class Conflict:
+    """The value of a key that an object repeats with different values: every value, in body order."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: list):
+        self.values = values
+
+    def __repr__(self) -> str:
+        return f"Conflict({self.values!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Conflict) and other.values == self.values
+
+    __hash__ = None  # mutable, like the dicts and lists it holds
+
+
+def _pairs_to_dict(pairs: list[tuple[str, object]]) -> dict:
+    out: dict = {}
+    for key, value in pairs:
+        if key not in out:
+            out[key] = value
+            continue
+        held = out[key]
+        if isinstance(held, Conflict):
+            if value not in held.values:
+                held.values.append(value)
+        elif held != value:
+            out[key] = Conflict([held, value])
+    return out
+
 
 def load_json(raw: bytes, what: str) -> object:
-    """Decode a body; numbers become Decimal so that a numeric price is as exact as a string one."""
+    """Decode a body; numbers become Decimal so that a numeric price is as exact as a string one; a key repeated
+    with different values becomes a Conflict (see the module's docstring)."""
     if not raw.strip():
         raise ParseError(f"{what}: body is empty")
     try:
-        return json.loads(raw, parse_float=Decimal, parse_constant=Decimal)
+        return json.loads(raw, parse_float=Decimal, parse_constant=Decimal, object_pairs_hook=_pairs_to_dict)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         start = raw[:60].decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)[:60]
         raise ParseError(f"{what}: body is not JSON ({type(exc).__name__}: {exc}); it starts {start!r}") from None
+
+
+def conflicting_keys(value: object, path: str = "", limit: int = 10) -> list[str]:
+    """The dotted paths, inside `value` (a record), of every key repeated with different values (at most
+    `limit`). Iterative, so that a deep body cannot exhaust the stack."""
+    found: list[str] = []
+    stack: list[tuple[str, object]] = [(path, value)]
+    while stack and len(found) < limit:
+        where, item = stack.pop()
+        if isinstance(item, dict):
+            for key, sub in item.items():
+                here = f"{where}.{key}" if where else str(key)
+                if isinstance(sub, Conflict):
+                    found.append(here)
+                else:
+                    stack.append((here, sub))
+        elif isinstance(item, list):
+            stack.extend((f"{where}[{i}]", sub) for i, sub in enumerate(item))
+    return sorted(found)
+
+
+def conflict_detail(keys: list[str]) -> str:
+    return f"the record repeats {', '.join(repr(k) for k in keys)} with different values; none is taken"
 
 
 def json_records(body: object, what: str, key: str, noun: str) -> list:
@@ -26,6 +93,8 @@ def json_records(body: object, what: str, key: str, noun: str) -> list:
         if key not in body:
             raise ParseError(f"{what}: no '{key}' list; keys were {sorted(body)[:10]}")
         body = body[key]
+    if isinstance(body, Conflict):
+        raise ParseError(f"{what}: the body repeats '{key}' with different values; it cannot say which holds")
     if not isinstance(body, list):
         raise ParseError(f"{what}: {key} is not a list but {type(body).__name__}")
     if not body:
