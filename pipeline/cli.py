@@ -50,11 +50,11 @@ def cmd_parse(args) -> int:
     from pipeline.normalise import parse_body
     from pipeline.publish import safe_cell
     from pipeline.records import ParseContext, ParseError
-    from pipeline.sources import get_source
+    from pipeline.sources import get_source, read_saved_body
 
     source = get_source(args.source)
     path = Path(args.file)
-    raw = path.read_bytes()
+    raw = read_saved_body(path, source)
     observed_at = args.observed_at or datetime.now(timezone.utc)
     if args.provider:
         ctx = ParseContext(source=args.source, observed_at=observed_at, url=path.resolve().as_uri(),
@@ -206,11 +206,19 @@ def cmd_verify(args) -> int:
     span = first.isoformat() if report.last == first else f"{first.isoformat()} to {report.last.isoformat()}"
     if not report.fixings:
         raise ValueError(f"no fixings published for {span}")
+    for snapshot_id, error in sorted(report.unreadable.items()):
+        print(f"snapshot {snapshot_id[:12]}: {error}")
     for snapshot_id, error in sorted(report.parse_failures.items()):
-        print(f"snapshot {snapshot_id[:12]} could not be parsed again: {error}")
+        print(f"snapshot {snapshot_id[:12]} loaded when collected but could not be parsed again: {error}")
     for difference in report.differences:
         print(difference)
-    verdict = "every field matches" if report.ok else f"{len(report.differences)} difference(s)"
+    problems = [f"{len(report.differences)} difference(s)"] if report.differences else []
+    if report.unreadable:
+        problems.append(f"{len(report.unreadable)} unreadable raw bod{'y' if len(report.unreadable) == 1 else 'ies'}")
+    if report.parse_failures:
+        problems.append(f"{len(report.parse_failures)} bod{'y' if len(report.parse_failures) == 1 else 'ies'} "
+                        "no longer parsed")
+    verdict = "every field matches" if report.ok else ", ".join(problems)
     print(f"verified {report.fixings} fixing(s) of {span} from {report.snapshots} raw snapshot(s): {verdict}")
     return 0 if report.ok else 1
 
@@ -218,7 +226,7 @@ def cmd_verify(args) -> int:
 def cmd_fix(args) -> int:
     from pipeline.definitions import load_definitions
     from pipeline.explain import render_csv
-    from pipeline.whatif import fix_observations, read_observations_csv
+    from pipeline.whatif import check_fixing_dates, fix_observations, read_observations_csv
 
     if args.date and (args.first or args.last):
         raise ValueError("give --date, or --from and --to, not both")
@@ -232,6 +240,7 @@ def cmd_fix(args) -> int:
         if last < first:
             raise ValueError(f"--to {last.isoformat()} is before --from {first.isoformat()}")
         dates = [first + timedelta(days=k) for k in range((last - first).days + 1)]
+        check_fixing_dates(dates)
     sys.stdout.write(render_csv(fix_observations(observations, definitions, dates)))
     return 0
 
@@ -370,7 +379,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import duckdb
+
+    from pipeline.rawstore import RawStoreError
     from pipeline.records import ParseError
+    from pipeline.warehouse import WarehouseError, explain_database_error
 
     args = build_parser().parse_args(argv)
     try:
@@ -379,13 +392,30 @@ def main(argv: list[str] | None = None) -> int:
         # The reader went away (`tsi parse ... | head`): not an error worth a message.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (OSError, ValueError, KeyError, ParseError) as exc:
-        # Bad input gets a sentence, not a traceback (TSI_DEBUG=1 shows the traceback).
+    except KeyboardInterrupt:
+        print(f"tsi {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (OSError, ValueError, KeyError, ParseError, WarehouseError, RawStoreError, duckdb.Error) as exc:
+        # Bad input, or a warehouse that cannot be read, gets a sentence, not a traceback (TSI_DEBUG=1 shows it).
         if os.environ.get("TSI_DEBUG"):
             raise
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"tsi {args.command}: {message}", file=sys.stderr)
+        if isinstance(exc, duckdb.Error):  # damaged inside, or locked: the file is named, DuckDB's text kept short
+            message = explain_database_error(Warehouse.locate(args.warehouse).db_path, exc)
+        else:
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"tsi {args.command}: {_one_line(message)}", file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001 - a bug still gets one line and a way to see more
+        if os.environ.get("TSI_DEBUG"):
+            raise
+        print(f"tsi {args.command}: unexpected error ({type(exc).__name__}: {_one_line(exc)}); "
+              "TSI_DEBUG=1 shows the traceback", file=sys.stderr)
+        return 3
+
+
+def _one_line(message: object, limit: int = 1000) -> str:
+    text = " ".join(str(message).split())
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 if __name__ == "__main__":

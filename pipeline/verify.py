@@ -61,12 +61,15 @@ class VerifyReport:
     last: date
     fixings: int = 0
     snapshots: int = 0
+    # Bodies that loaded when collected but do not parse again now (the parser changed under them).
     parse_failures: dict[str, str] = field(default_factory=dict)
+    # Bodies the raw store cannot give back (missing, corrupt, not matching their sha256): snapshot -> why.
+    unreadable: dict[str, str] = field(default_factory=dict)
     differences: list[Difference] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.fixings > 0 and not self.differences
+        return self.fixings > 0 and not self.differences and not self.unreadable and not self.parse_failures
 
 
 def verify(warehouse: Warehouse, first: date, last: date) -> VerifyReport:
@@ -90,7 +93,8 @@ def verify(warehouse: Warehouse, first: date, last: date) -> VerifyReport:
     finally:
         con.close()
 
-    # A body that no longer matches its address (or is gone) is reported, and left out of the recomputation.
+    # A body that no longer matches its address, is corrupt or is gone is reported by snapshot and file, and left
+    # out of the recomputation; the rest is verified all the same.
     store = RawStore(warehouse.root)
     unreadable = {}
     for snapshot_id, sha256 in snapshots.select("snapshot_id", "sha256").iter_rows():
@@ -98,6 +102,7 @@ def verify(warehouse: Warehouse, first: date, last: date) -> VerifyReport:
             store.get(sha256)
         except RawStoreError as exc:
             unreadable[snapshot_id] = str(exc)
+    report.unreadable = unreadable
     if unreadable:
         snapshots = snapshots.filter(~pl.col("snapshot_id").is_in(list(unreadable)))
     scratch = duckdb.connect()
@@ -126,7 +131,6 @@ def verify(warehouse: Warehouse, first: date, last: date) -> VerifyReport:
             report.parse_failures.update(loaded.failed)
             recomputed.update(_recompute(scratch, stages[visible], definitions))
         report.snapshots = added
-        report.parse_failures.update(unreadable)
     finally:
         scratch.close()
 

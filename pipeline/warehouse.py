@@ -22,6 +22,22 @@ class MigrationError(Exception):
     pass
 
 
+class WarehouseError(Exception):
+    """The warehouse file cannot be opened or read: locked by a run, not a DuckDB file, or damaged. The
+    message names the file and says what to do, in one line."""
+
+
+def explain_database_error(db_path: Path, exc: BaseException) -> str:
+    """One line for a person from a DuckDB error about the warehouse file."""
+    text = " ".join(str(exc).split())
+    if "Could not set lock" in text or "Conflicting lock" in text:
+        return (f"the warehouse {db_path} is being written by another process (a collection or fixing run); "
+                "try again when it ends")
+    if "not a valid DuckDB database" in text or "Corrupt" in text or "checksum" in text.lower():
+        return f"the warehouse {db_path} is not a readable DuckDB database (damaged or another file): {text[:200]}"
+    return f"the warehouse {db_path} cannot be read: {text[:300]}"
+
+
 @lru_cache(maxsize=None)
 def sql(name: str) -> str:
     """The text of sql/<name>.sql."""
@@ -39,10 +55,20 @@ def connect(warehouse: Warehouse, *, read_only: bool = False) -> duckdb.DuckDBPy
     if read_only:
         if not warehouse.db_path.exists():
             raise FileNotFoundError(f"no warehouse at {warehouse.db_path}; run `tsi demo` or a collection first")
-        return duckdb.connect(str(warehouse.db_path), read_only=True)
+        try:
+            return duckdb.connect(str(warehouse.db_path), read_only=True)
+        except duckdb.Error as exc:
+            raise WarehouseError(explain_database_error(warehouse.db_path, exc)) from None
     warehouse.ensure()
-    con = duckdb.connect(str(warehouse.db_path))
-    migrate(con)
+    try:
+        con = duckdb.connect(str(warehouse.db_path))
+    except duckdb.Error as exc:
+        raise WarehouseError(explain_database_error(warehouse.db_path, exc)) from None
+    try:
+        migrate(con)
+    except BaseException:
+        con.close()
+        raise
     return con
 
 

@@ -36,6 +36,14 @@ OPTIONAL = ("date", "observed_at", "region", "gpu_count", "segment", "instrument
 # The price column may be named by its unit, as the warehouse names it; the unit then gives the kind.
 PRICE_COLUMNS = {"usd_per_gpu_hour": GPU, "usd_per_mtok": TOKEN}
 MAX_REPORTED_ERRORS = 5
+# Bounds on what a file may make the engine do. Observations outside these dates are refused (a row dated
+# 9999-12-31 once made the run plan every date up to it and grow to 24 GB; year 1 overflowed the window's
+# start), and one run fixes at most MAX_FIXING_DATES dates (ten years: give --from/--to for a part).
+EARLIEST_DATE = date(2000, 1, 1)
+LATEST_DATE = date(2099, 12, 31)
+MAX_FIXING_DATES = 3660
+MAX_TEXT_CHARS = 200  # a provider, instrument, region, segment or source name longer than this is not one
+MAX_FILE_BYTES = 1024 * 1024 * 1024  # 1 GiB of CSV is some ten million rows: beyond it, split the file
 # The engine's view of an observation: the warehouse `observations` columns that select_fixing_rows.sql reads.
 ENGINE_SCHEMA = {
     "snapshot_id": pl.String,
@@ -81,31 +89,67 @@ def read_observations_csv(path: str | Path) -> list[CsvObservation]:
         handle = path.open(newline="", encoding="utf-8-sig")
     except FileNotFoundError:
         raise ObservationsError(f"{path}: no such file") from None
-    with handle:
-        reader = csv.DictReader(handle)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        unit_columns = [h for h in header if h in PRICE_COLUMNS]
-        if unit_columns and ("usd_price" in header or len(unit_columns) > 1):
-            raise ObservationsError(f"{path}: give one price column (usd_price, usd_per_gpu_hour or usd_per_mtok); "
-                                    f"the header has {header}")
-        unit_kind = PRICE_COLUMNS[unit_columns[0]] if unit_columns else None
-        header = ["usd_price" if h in PRICE_COLUMNS else h for h in header]
-        reader.fieldnames = header
-        missing = [c for c in REQUIRED if c not in header]
-        if "date" not in header and "observed_at" not in header:
-            missing.append("date or observed_at")
-        if missing:
-            raise ObservationsError(f"{path}: missing column(s) {', '.join(missing)}; the header has {header}")
-        unknown = sorted(set(header) - set(REQUIRED) - set(OPTIONAL))
-        if unknown:
-            raise ObservationsError(f"{path}: unknown column(s) {unknown}; allowed: {list(REQUIRED + OPTIONAL)}")
-        catalog = default_catalog()
-        rows, errors = [], []
-        for row in reader:
+    except IsADirectoryError:
+        raise ObservationsError(f"{path}: is a folder, not a CSV file") from None
+    if path.stat().st_size > MAX_FILE_BYTES:
+        handle.close()
+        raise ObservationsError(f"{path}: larger than {MAX_FILE_BYTES:,} bytes; split it (by date or provider)")
+    position = _Position()
+    try:
+        with handle:
+            return _read_rows(path, handle, position)
+    except UnicodeDecodeError:
+        raise ObservationsError(f"{path}: {_first_undecodable(path)}") from None
+    except csv.Error as exc:
+        raise ObservationsError(f"{path}, line {position.line}: not a CSV row the reader accepts ({exc})") from None
+
+
+def _first_undecodable(path: Path) -> str:
+    """Where the first byte that is not UTF-8 is (the reader decodes ahead of the rows, so it cannot tell)."""
+    with path.open("rb") as raw:
+        for number, line in enumerate(raw, start=1):
             try:
-                rows.append(_row(row, catalog, unit_kind))
-            except ValueError as exc:
-                errors.append(f"line {reader.line_num}: {exc}")
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return f"line {number}, column {exc.start + 1}: byte 0x{line[exc.start]:02x} is not UTF-8 text"
+    return "not UTF-8 text"
+
+
+@dataclasses.dataclass
+class _Position:
+    line: int = 1  # the line being read, for errors raised by the reader itself
+
+
+def _read_rows(path: Path, handle, position: _Position) -> list[CsvObservation]:
+    reader = csv.DictReader(handle)
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise ObservationsError(f"{path}: the header repeats {repeated}; each column must be named once")
+    unit_columns = [h for h in header if h in PRICE_COLUMNS]
+    if unit_columns and ("usd_price" in header or len(unit_columns) > 1):
+        raise ObservationsError(f"{path}: give one price column (usd_price, usd_per_gpu_hour or usd_per_mtok); "
+                                f"the header has {header}")
+    unit_kind = PRICE_COLUMNS[unit_columns[0]] if unit_columns else None
+    header = ["usd_price" if h in PRICE_COLUMNS else h for h in header]
+    reader.fieldnames = header
+    missing = [c for c in REQUIRED if c not in header]
+    if "date" not in header and "observed_at" not in header:
+        missing.append("date or observed_at")
+    if missing:
+        raise ObservationsError(f"{path}: missing column(s) {', '.join(missing)}; the header has {header}")
+    unknown = sorted(set(header) - set(REQUIRED) - set(OPTIONAL))
+    if unknown:
+        raise ObservationsError(f"{path}: unknown column(s) {unknown}; allowed: {list(REQUIRED + OPTIONAL)}")
+    catalog = default_catalog()
+    rows, errors = [], []
+    position.line = reader.line_num + 1
+    for row in reader:
+        try:
+            rows.append(_row(row, catalog, unit_kind))
+        except ValueError as exc:
+            errors.append(f"line {reader.line_num}: {exc}")
+        position.line = reader.line_num + 1
     if errors:
         more = f" (and {len(errors) - 1} more bad row(s))" if len(errors) > 1 else ""
         raise ObservationsError(f"{path} {errors[0]}{more}")
@@ -121,6 +165,9 @@ def _row(row: dict, catalog, unit_kind: str | None = None) -> CsvObservation:
     for name in REQUIRED:
         if not cell[name]:
             raise ValueError(f"{name} is empty")
+    for name in ("provider", "instrument", "price_type", "region", "segment", "source", "instrument_kind"):
+        if len(cell.get(name) or "") > MAX_TEXT_CHARS:
+            raise ValueError(f"{name} is longer than {MAX_TEXT_CHARS} characters")
     observed_at = _moment(cell.get("observed_at", ""), cell.get("date", ""))
     price_type = cell["price_type"]
     kinds = [k for k in PRICE_TYPES if is_price_type(k, price_type)]
@@ -136,6 +183,9 @@ def _row(row: dict, catalog, unit_kind: str | None = None) -> CsvObservation:
     price = _number(cell["usd_price"], "usd_price")
     if price <= 0:
         raise ValueError(f"usd_price {cell['usd_price']!r} is not positive")
+    if quantize_usd(price) == 0:
+        # Kept to 10 places like every parsed price, it would be a constituent of 0.
+        raise ValueError(f"usd_price {cell['usd_price']!r} rounds to 0 at 10 decimal places")
     gpu_count = _number(cell["gpu_count"], "gpu_count") if cell.get("gpu_count") else None
     if gpu_count is not None and (gpu_count <= 0 or gpu_count != gpu_count.quantize(Decimal("0.0001"))):
         raise ValueError(f"gpu_count {cell['gpu_count']!r} is not a positive number of at most 4 decimal places")
@@ -156,6 +206,8 @@ def _row(row: dict, catalog, unit_kind: str | None = None) -> CsvObservation:
 
 
 def _number(text: str, name: str) -> Decimal:
+    if len(text) > 64 or "_" in text:
+        raise ValueError(f"{name} {text[:40]!r} is not a decimal number")
     try:
         number = Decimal(text)
     except InvalidOperation:
@@ -168,13 +220,24 @@ def _number(text: str, name: str) -> Decimal:
 
 
 def _moment(observed_at: str, day: str) -> datetime:
+    moment = _parse_moment(observed_at, day)
+    if not EARLIEST_DATE <= moment.date() <= LATEST_DATE:
+        raise ValueError(f"{'observed_at' if observed_at else 'date'} {observed_at or day!r} is outside "
+                         f"{EARLIEST_DATE.isoformat()} .. {LATEST_DATE.isoformat()}")
+    return moment
+
+
+def _parse_moment(observed_at: str, day: str) -> datetime:
     if observed_at:
         try:
             moment = datetime.fromisoformat(observed_at.replace("Z", "+00:00"))
         except ValueError:
             raise ValueError(f"observed_at {observed_at!r} is not an ISO 8601 time") from None
         if moment.tzinfo is not None:
-            moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+            try:
+                moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+            except OverflowError:
+                raise ValueError(f"observed_at {observed_at!r} is outside the calendar once in UTC") from None
         return moment
     if day:
         try:
@@ -229,6 +292,14 @@ def fixing_dates_of(table: pl.DataFrame, definitions: list[Definition]) -> list[
     return [first + timedelta(days=k) for k in range((last - first).days + 1)]
 
 
+def check_fixing_dates(dates: list[date]) -> None:
+    """Refuse a run that would fix more than MAX_FIXING_DATES dates (its cost grows with them)."""
+    if len(dates) > MAX_FIXING_DATES:
+        raise ObservationsError(
+            f"{len(dates)} fixing dates ({min(dates).isoformat()} to {max(dates).isoformat()}): at most "
+            f"{MAX_FIXING_DATES} at once; give --from and --to for a part")
+
+
 def fix_observations(
     observations: list[CsvObservation] | pl.DataFrame, definitions: list[Definition], dates: list[date] | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
@@ -239,6 +310,7 @@ def fix_observations(
     table = observations if isinstance(observations, pl.DataFrame) else engine_table(observations)
     if dates is None:
         dates = fixing_dates_of(table, definitions)
+    check_fixing_dates(dates)
     if table["source"].null_count() == table.height:
         # A CSV without a source column cannot be filtered by source: the definitions' lists are set aside.
         definitions = [d if d.is_basket else dataclasses.replace(d, sources=None) for d in definitions]

@@ -87,8 +87,79 @@ def test_a_tampered_raw_body_is_reported_and_its_fixings_differ(demo_copy, capsy
     path.write_bytes(gzip.compress(b"InstanceType,AcceleratorName\n"))
     code, out, _ = run(capsys, demo_copy, "verify", "--date", "2026-11-20")
     assert code == 1
-    assert f"snapshot {snapshot_id[:12]} could not be parsed again: raw body at" in out
+    assert f"snapshot {snapshot_id[:12]}: raw body at" in out
     assert "TSI-H100-SXM-OD n_providers: published 6, recomputed 5" in out
+
+
+def test_a_corrupt_gzip_in_the_raw_store_is_named_and_the_rest_verified(demo_copy, capsys):
+    # Two bodies broken two ways (bytes flipped inside the compressed stream: the CRC fails; and a file cut in
+    # half): each is reported by snapshot and path, the other dates still verify, and the exit status is 1.
+    # The bodies chosen were fetched on 2026-11-20 only (the store keeps one file for a body fetched on several
+    # days), so only that date's fixings can differ.
+    con = connect(demo_copy, read_only=True)
+    broken = con.execute(
+        "select any_value(snapshot_id), sha256 from raw_snapshots group by sha256 "
+        "having min(fetched_at)::date = date '2026-11-20' and count(*) = 1 order by sha256 limit 2"
+    ).fetchall()
+    con.close()
+    assert len(broken) == 2
+    for (snapshot_id, sha256), damage in zip(broken, ("flip", "cut")):
+        path = demo_copy.root / f"raw/{sha256[:2]}/{sha256[2:4]}/{sha256}.gz"
+        data = bytearray(path.read_bytes())
+        if damage == "flip":
+            data[len(data) // 2] ^= 0xFF
+            data[len(data) // 2 + 1] ^= 0xFF
+        else:
+            del data[len(data) // 2:]
+        path.write_bytes(bytes(data))
+    code, out, err = run(capsys, demo_copy, "verify", "--from", "2026-11-16", "--to", "2026-11-20")
+    assert code == 1 and "Traceback" not in out + err
+    for snapshot_id, sha256 in broken:
+        line = next(l for l in out.splitlines() if l.startswith(f"snapshot {snapshot_id[:12]}: "))
+        assert sha256 in line and "corrupt" in line
+    # The other dates were verified: no difference is reported before 2026-11-20.
+    differences = [l for l in out.splitlines() if l[:10].count("-") == 2 and l[:4] == "2026"]
+    assert differences and all(l.startswith("2026-11-20") for l in differences)
+    assert "2 unreadable raw bodies" in out.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("command", [["fixings"], ["explain", "TSI-H100-SXM-OD", "2026-11-20"],
+                                     ["verify", "--date", "2026-11-20"], ["runs"], ["sources", "--unknown"]])
+@pytest.mark.parametrize("damage", ["random", "truncated", "empty"])
+def test_a_damaged_warehouse_file_gets_one_line_naming_it(demo, tmp_path, capsys, command, damage):
+    copy = Warehouse(tmp_path / "damaged")
+    shutil.copytree(demo.root, copy.root)
+    db = copy.db_path
+    if damage == "random":
+        db.write_bytes(bytes(range(256)) * 80)
+    elif damage == "truncated":
+        db.write_bytes(db.read_bytes()[: 5000])
+    else:
+        db.write_bytes(b"")
+    code, out, err = run(capsys, copy, *command)
+    assert code == 2, (out, err)
+    assert "Traceback" not in out + err
+    assert len(err.strip().splitlines()) == 1 and str(db) in err
+
+
+def test_a_reader_during_a_run_is_told_the_warehouse_is_busy(demo_copy, capsys):
+    """While another process writes (a collection holds the file), a reader gets one line, not DuckDB's lock
+    traceback."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('holding', flush=True); time.sleep(60)", str(demo_copy.db_path)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        code, out, err = run(capsys, demo_copy, "fixings")
+        assert code == 2 and "Traceback" not in out + err
+        assert "being written by another process" in err and str(demo_copy.db_path) in err
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_verify_needs_published_fixings_and_a_date(demo, capsys):

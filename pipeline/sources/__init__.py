@@ -15,6 +15,7 @@ Adding a source is one module here plus its fixtures, and one line in SOURCES.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 
 
@@ -44,6 +45,28 @@ def _load() -> dict[str, ModuleType]:
 
 
 SOURCES: dict[str, ModuleType] = _load()
+
+
+# A body larger than its source accepts from the network is refused before it is read whole (a hostile 100 MB
+# page cost minutes and gigabytes to parse); a source without a cap of its own (MAX_BODY_BYTES) gets this one.
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
+def max_body_bytes(source: ModuleType) -> int:
+    """The largest body the source's fetch accepts (its MAX_BODY_BYTES, or MAX_BYTES)."""
+    return getattr(source, "MAX_BODY_BYTES", getattr(source, "MAX_BYTES", DEFAULT_MAX_BODY_BYTES))
+
+
+def read_saved_body(path: Path, source: ModuleType) -> bytes:
+    """A body saved to a file (`tsi parse`, an import), refused in one line when it is larger than the source's
+    cap on a fetched body: the same bound wherever a body enters."""
+    cap = max_body_bytes(source)
+    with Path(path).open("rb") as handle:
+        raw = handle.read(cap + 1)
+    if len(raw) > cap:
+        raise ValueError(f"{path}: the body is larger than the {cap:,} bytes that source {source.SOURCE_ID} "
+                         "accepts; refused unread")
+    return raw
 
 
 class UnknownSourceError(KeyError):
