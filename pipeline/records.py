@@ -41,6 +41,9 @@ class ParseContext:
     snapshot_id: str = ""
     # For sources whose body does not name its provider (a SkyPilot catalog is one cloud's file).
     provider: str | None = None
+    # An imported snapshot's last fixing date (tsi import; migration 009): the loader copies it onto the
+    # observations, which then count by date up to it. Parsers never need it.
+    valid_until: date | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,6 @@ def read_decimal(value: object) -> Decimal | None:
         number = value
     else:
         return None
-    if not number.is_finite() or abs(number) > MAX_MAGNITUDE:
+    if not number.is_finite() or abs(number) > MAX_MAGNITUDE or len(number.as_tuple().digits) > MAX_NUMBER_CHARS:
         return None
     return number

@@ -35,6 +35,9 @@ EXPECTED_REAL_REASONS = {
     "no_token_price",  # priced per second (sagemaker), per character or per image only
     "schema_example",  # sample_spec (2024-10-13)
     "outside_sanity_band",  # Vertex's mistral-nemo@2407 at 3.00: LiteLLM's own error (Vertex sells Nemo at 0.15)
+    # The maps of early 2024 (2024-01-31, 2024-02-06) have no litellm_provider; an entry whose key names no
+    # provider (gemini-pro, chat-bison, command, j2-ultra, luminous-base, together-ai-up-to-3b, ...) is refused.
+    "no_provider",
 }
 
 
@@ -200,6 +203,97 @@ def test_absurd_numbers_are_refused_not_crashed_on():
     assert [(o.row_key, o.usd_price) for o in result.observations] == [("gpt-4.1|output", D("8"))]
 
 
+# --- the maps of early 2024: no litellm_provider -------------------------------------------------------------
+
+EARLY_MAP = b"""{
+  "gpt-4": {"max_tokens": 8192, "input_cost_per_token": 3e-05, "output_cost_per_token": 6e-05, "mode": "chat"},
+  "claude-2.1": {"max_tokens": 200000, "input_cost_per_token": 8e-06, "output_cost_per_token": 2.4e-05, "mode": "chat"},
+  "azure/gpt-4": {"max_tokens": 8192, "input_cost_per_token": 3e-05, "output_cost_per_token": 6e-05, "mode": "chat"},
+  "deepinfra/mistralai/Mixtral-8x7B-Instruct-v0.1": {"input_cost_per_token": 2.7e-07, "output_cost_per_token": 2.7e-07, "mode": "chat"},
+  "meta.llama2-70b-chat-v1": {"input_cost_per_token": 1.95e-06, "output_cost_per_token": 2.56e-06, "mode": "chat"},
+  "gemini-pro": {"input_cost_per_token": 2.5e-07, "output_cost_per_token": 5e-07, "mode": "chat"},
+  "command": {"input_cost_per_token": 1.5e-05, "output_cost_per_token": 1.5e-05, "mode": "completion"},
+  "mistralai/mistral-7b-instruct": {"input_cost_per_token": 1.3e-07, "output_cost_per_token": 1.3e-07, "mode": "chat"},
+  "text-embedding-ada-002": {"input_cost_per_token": 1e-07, "output_cost_per_token": 0, "mode": "embedding"}
+}"""
+
+
+def test_an_early_map_without_litellm_provider_takes_the_provider_from_the_key_or_refuses_the_entry():
+    result = parse(EARLY_MAP)
+    got = {key: (o.provider, o.instrument, o.usd_price, o.attributes.get("provider_from"))
+           for key, o in by_key(result).items()}
+    assert got == {
+        # bare gpt-* is OpenAI's: 3e-05, 6e-05 per token -> 30, 60 per million
+        "gpt-4|input": ("openai", "gpt-4", D("30"), "model name"),
+        "gpt-4|output": ("openai", "gpt-4", D("60"), "model name"),
+        # azure/ names Azure: the same 30 and 60
+        "azure/gpt-4|input": ("azure", "gpt-4", D("30"), "key prefix"),
+        "azure/gpt-4|output": ("azure", "gpt-4", D("60"), "key prefix"),
+        # deepinfra/: 2.7e-07 -> 0.27
+        "deepinfra/mistralai/Mixtral-8x7B-Instruct-v0.1|input": ("deepinfra", "mixtral-8x7b", D("0.27"), "key prefix"),
+        "deepinfra/mistralai/Mixtral-8x7B-Instruct-v0.1|output": ("deepinfra", "mixtral-8x7b", D("0.27"), "key prefix"),
+    }
+    assert Counter((r.row_key, r.reason) for r in result.rejections) == Counter({
+        # claude-* is Anthropic's and meta.* a Bedrock model id, but these models are not in the catalog
+        ("claude-2.1", "unknown_instrument"): 1,
+        ("meta.llama2-70b-chat-v1", "unknown_instrument"): 1,
+        # Google's model on Vertex AI or AI Studio, Cohere's on Cohere or elsewhere: never guessed
+        ("gemini-pro", "no_provider"): 1,
+        ("command", "no_provider"): 1,
+        # 'mistralai' is no LiteLLM provider name (it is OpenRouter's id of the maker)
+        ("mistralai/mistral-7b-instruct", "no_provider"): 1,
+        ("text-embedding-ada-002", "not_a_text_model"): 1,
+    })
+    assert litellm.attributed_provider("meta.llama2-70b-chat-v1") == ("bedrock", "model name")
+    assert litellm.attributed_provider("claude-2.1") == ("anthropic", "model name")
+    assert litellm.attributed_provider("perplexity/pplx-70b-chat") == ("perplexity", "key prefix")
+    assert litellm.attributed_provider("hd/1024-x-1024/dall-e-3") == (None, None)  # an image size, no provider
+
+
+def _maps_naming_providers(shared_real) -> list[dict]:
+    maps = []
+    for path in sorted((shared_real / "litellm_model_prices").glob("*.json")):
+        body = json.loads(path.read_bytes())
+        maps.append({k: v for k, v in body.items() if isinstance(v, dict) and "litellm_provider" in v})
+    return maps
+
+
+def test_the_bare_name_rules_agree_with_every_real_map_that_names_the_provider(shared_real):
+    """A bare-name rule is certain: every entry of every map with litellm_provider whose key it matches names
+    the same provider (2,000 gpt-* and 1,700 Bedrock ids across the folder)."""
+    from pipeline.catalog.provider_ids import provider_id
+
+    matched = Counter()
+    for entries in _maps_naming_providers(shared_real):
+        for key, entry in entries.items():
+            if "/" in key:
+                continue
+            attributed, how = litellm.attributed_provider(key)
+            if attributed is None:
+                continue
+            assert provider_id("litellm", attributed) == provider_id("litellm", entry["litellm_provider"]), key
+            matched[attributed] += 1
+    assert set(matched) == {"openai", "anthropic", "bedrock"}
+
+
+def test_every_attribution_of_an_early_map_agrees_with_the_later_maps_of_the_same_key(shared_real):
+    from pipeline.catalog.provider_ids import provider_id
+
+    named: dict[str, set[str]] = {}
+    for entries in _maps_naming_providers(shared_real):
+        for key, entry in entries.items():
+            named.setdefault(key, set()).add(provider_id("litellm", entry["litellm_provider"]))
+    confirmed = 0
+    for path in sorted((shared_real / "litellm_model_prices").glob("*.json")):
+        for obs in parse(path.read_bytes()).observations:
+            if "provider_from" not in obs.attributes:
+                continue
+            later = named.get(obs.source_instrument, set())
+            assert later <= {obs.provider}, (path.name, obs.source_instrument, obs.provider, later)
+            confirmed += bool(later)
+    assert confirmed > 0
+
+
 # --- the real maps ------------------------------------------------------------------------------------------
 
 
@@ -210,7 +304,8 @@ def test_every_real_map_loads_with_only_explained_rejections(shared_real):
         result = parse(path.read_bytes())
         reasons = {r.reason for r in result.rejections}
         assert reasons <= EXPECTED_REAL_REASONS, (path.name, reasons - EXPECTED_REAL_REASONS)
-        assert len(result.observations) >= 30, path.name
+        # The early maps hold fewer models of the catalog: 16 rows in 2024-01-31 (gpt-4, azure/gpt-4, ...).
+        assert len(result.observations) >= 16, path.name
         obs = by_key(result)
         # gpt-4 is in every map at 3e-05 / 6e-05 per token: 30 and 60 per million.
         assert (obs["gpt-4|input"].usd_price, obs["gpt-4|output"].usd_price) == (D("30"), D("60")), path.name
@@ -274,3 +369,26 @@ def test_a_model_served_by_several_providers_gives_one_per_model_index_value_per
     assert [(d, Decimal(v).normalize()) for d, v in deepinfra] == [
         (date(2026, 11, 16), D("0.23")), (date(2026, 11, 19), D("0.13"))
     ]
+
+
+# --- hostile maps (issue 10; the corpus is tests/hostile/litellm/) ------------------------------------------
+
+
+def test_repeated_keys_refuse_the_entry_or_the_model_and_odd_fields_are_rejections():
+    body = (b'{"gpt-4": {"input_cost_per_token": 3e-05, "output_cost_per_token": 6e-05, "litellm_provider": "openai"},'
+            b' "gpt-4o": {"input_cost_per_token": 2.5e-06, "litellm_provider": "openai"},'
+            b' "gpt-4o": {"input_cost_per_token": 5e-06, "litellm_provider": "openai"},'
+            b' "gpt-4.1": {"input_cost_per_token": 2e-06, "input_cost_per_token": 4e-06, "litellm_provider": "openai"},'
+            b' "o3": {"input_cost_per_token": 2e-06, "litellm_provider": 7},'
+            b' "o4-mini": {"input_cost_per_token": 1.1e-06, "litellm_provider": "openai", "mode": {"chat": true}},'
+            b' "gpt-4.1-mini": {"input_cost_per_token": -4e-07, "output_cost_per_token": 1e-17, "litellm_provider": "openai"}}')
+    result = parse(body)
+    assert Counter((r.row_key, r.reason) for r in result.rejections) == Counter({
+        ("gpt-4o", "duplicate_key"): 1,
+        ("gpt-4.1", "duplicate_key"): 1,
+        ("o3", "malformed_entry"): 1,  # a provider that is not a name
+        ("o4-mini", "not_a_text_model"): 1,  # a mode that is not a string
+        ("gpt-4.1-mini|input", "bad_price"): 1,  # negative
+        ("gpt-4.1-mini|output", "not_positive"): 1,  # 1e-17 per token is 0 per million at 10 places
+    })
+    assert [(o.row_key, o.usd_price) for o in result.observations] == [("gpt-4|input", D("30")), ("gpt-4|output", D("60"))]

@@ -183,3 +183,72 @@ def test_every_real_vendor_file_loads_with_only_explained_rejections(shared_real
     assert by_vendor["moonshot-ai"]["moonshot-ai/kimi-k2-0905-preview|||input"].instrument == "kimi-k2-0905"
     # amazon.json: Nova is sold by Amazon Bedrock, the provider id the other sources use
     assert {o.provider for o in by_vendor["amazon"].values()} == {"bedrock"}
+
+
+# --- hostile files (issue 10; the corpus is tests/hostile/llm_prices/) -------------------------------------
+
+
+def _vendor_file(*histories: str) -> bytes:
+    models = ", ".join(f'{{"id": "o3", "name": "o3", "price_history": [{h}]}}' for h in histories)
+    return f'{{"vendor": "openai", "models": [{models}]}}'.encode()
+
+
+def _entry(price: str, from_date: str | None, to_date: str | None) -> str:
+    quote = lambda d: "null" if d is None else f'"{d}"'  # noqa: E731
+    return f'{{"input": {price}, "output": 8, "from_date": {quote(from_date)}, "to_date": {quote(to_date)}}}'
+
+
+def test_overlapping_history_entries_with_different_prices_are_all_refused():
+    result = parse(_vendor_file(", ".join([
+        _entry("2", "2025-06-10", None),
+        _entry("10", None, "2025-06-10"),  # up to, not including, 2025-06-10: overlaps neither
+        _entry("1", "2025-09-01", "2025-10-01"),  # inside the first, another price
+    ])))
+    assert Counter((r.row_key, r.reason) for r in result.rejections) == Counter({
+        ("openai/o3|2025-06-10|", "conflicting_history"): 1,
+        ("openai/o3|2025-09-01|2025-10-01", "conflicting_history"): 1,
+    })
+    assert {(o.price_type, o.usd_price) for o in result.observations} == {("input", D("10")), ("output", D("8"))}
+
+
+def test_overlapping_entries_that_agree_and_identical_copies_are_harmless():
+    # Two entries with one price over overlapping dates say the same: both load. The model listed twice with
+    # one history (and names giving the same tier, as xai.json's grok-4-fast) is kept once.
+    history = ", ".join([_entry("2", "2025-06-10", None), _entry("2.0", "2025-09-01", None)])
+    result = parse(_vendor_file(history, history))
+    assert Counter(r.reason for r in result.rejections) == Counter({"duplicate_row": 4})
+    assert len(result.observations) == 4
+
+
+def test_the_same_model_with_another_history_refuses_every_copy():
+    result = parse(_vendor_file(_entry("2", None, None), _entry("2", "2025-01-01", None)))
+    assert Counter((r.row_key, r.reason) for r in result.rejections) == Counter({
+        ("openai/o3|#0", "conflicting_history"): 1, ("openai/o3|#1", "conflicting_history"): 1})
+    assert result.observations == []
+
+
+@pytest.mark.parametrize(
+    ("from_date", "to_date", "loads"),
+    [
+        ("0001-01-01", None, False),
+        (None, "0001-01-01", False),  # the day before raised OverflowError
+        ("9999-12-31", None, False),
+        ("1999-12-31", None, False),
+        (None, "2101-01-01", False),
+        ("2000-01-01", "2100-12-31", True),
+    ],
+)
+def test_dates_outside_2000_to_2100_are_bad_dates(from_date, to_date, loads):
+    result = parse(_vendor_file(_entry("2", from_date, to_date)))
+    assert (len(result.observations) == 2) is loads
+    assert [r.reason for r in result.rejections] == ([] if loads else ["bad_date"])
+
+
+def test_a_model_repeating_a_price_key_is_refused_and_negative_prices_are_not_their_absolute_value():
+    body = (b'{"vendor": "openai", "models": ['
+            b'{"id": "o3", "price_history": [{"input": 2, "output": 8, "input": 2.9}]},'
+            b'{"id": "gpt-4.1", "price_history": [{"input": -2, "output": 8}]}]}')
+    result = parse(body)
+    assert Counter((r.row_key, r.reason) for r in result.rejections) == Counter({
+        ("openai/o3", "duplicate_key"): 1, ("openai/gpt-4.1|||input", "bad_price"): 1})
+    assert [(o.row_key, o.usd_price) for o in result.observations] == [("openai/gpt-4.1|||output", D("8"))]

@@ -51,13 +51,20 @@ def _pairs_to_dict(pairs: list[tuple[str, object]]) -> dict:
     return out
 
 
+def _integer(text: str) -> int | Decimal:
+    """An integer; one too long for Python's int (over 4300 digits) as a Decimal, which a price reader then
+    refuses (records.read_decimal), so that one absurd cell fails its record, not the whole body."""
+    return int(text) if len(text) <= 64 else Decimal(text)
+
+
 def load_json(raw: bytes, what: str) -> object:
     """Decode a body; numbers become Decimal so that a numeric price is as exact as a string one; a key repeated
     with different values becomes a Conflict (see the module's docstring)."""
     if not raw.strip():
         raise ParseError(f"{what}: body is empty")
     try:
-        return json.loads(raw, parse_float=Decimal, parse_constant=Decimal, object_pairs_hook=_pairs_to_dict)
+        return json.loads(raw, parse_float=Decimal, parse_int=_integer, parse_constant=Decimal,
+                          object_pairs_hook=_pairs_to_dict)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         start = raw[:60].decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)[:60]
         raise ParseError(f"{what}: body is not JSON ({type(exc).__name__}: {exc}); it starts {start!r}") from None
