@@ -204,3 +204,36 @@ def test_requests_fetch_both_pages():
         ("https://api-docs.deepseek.com/zh-cn/quick_start/pricing", "deepseek"),
         ("https://api-docs.deepseek.com/quick_start/pricing", "deepseek"),
     ]
+
+
+# --- hostile pages (issue 10) ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("cell", "expected"), [
+    ("0.2元", (D("0.2"), "CNY")), ("¥2", (D("2"), "CNY")), ("￥3", (D("3"), "CNY")), ("$0.028", (D("0.028"), "USD")),
+    ("US$0.28", (D("0.28"), "USD")), ("0.28 USD", (D("0.28"), "USD")),
+    ("0,2元", "bad_price"), ("1,000元", "bad_price"), ("-$0.28", "bad_price"), ("$-0.28", "bad_price"),
+    ("−0.2元", "bad_price"), ("0.2", "bad_price"), ("$0.28 / ¥2", "bad_price"), ("$100000000000000000000", "bad_price"),
+    ("HK$0.28", "unexpected_currency"), ("€0.28", "unexpected_currency"), ("0.28 EUR", "unexpected_currency"),
+])
+def test_a_price_cell_is_read_exactly_or_refused_for_its_reason(cell, expected):
+    parsed = deepseek_pricing._money(cell)
+    if isinstance(expected, str):
+        assert isinstance(parsed, deepseek_pricing.Refusal) and parsed.reason == expected, parsed
+    else:
+        assert parsed == expected
+
+
+def test_two_price_tables_fail_the_page_and_a_cut_page_fails():
+    table = (
+        "<table><tr><td colspan='2'>MODEL</td><td>deepseek-chat</td></tr>"
+        "<tr><td colspan='2'>MODEL VERSION</td><td>DeepSeek-V3.2</td></tr>"
+        "<tr><td>PRICING</td><td>1M INPUT TOKENS (CACHE MISS)</td><td>$0.28</td></tr></table>"
+    )
+    assert len(parse_body(deepseek_pricing, page(table), ctx()).observations) == 1
+    with pytest.raises(ParseError, match="2 of the 2 tables"):
+        deepseek_pricing.parse(page(table + table.replace("$0.28", "$0.14")), ctx())
+    with pytest.raises(ParseError, match="cut short"):
+        deepseek_pricing.parse(page(table)[:-20], ctx())
+    with pytest.raises(ParseError, match="at most 50 are read"):
+        deepseek_pricing.parse(page("<table><tr><td>" * 60 + table), ctx())

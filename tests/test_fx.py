@@ -87,7 +87,8 @@ def test_bad_rates_are_rejected_with_their_reason():
     body = envelope(
         "<Cube time='2025-06-27'><Cube currency='USD' rate='1.1703'/><Cube currency='CNY' rate='abc'/>"
         "<Cube currency='JPY' rate='-169.21'/><Cube currency='GBP' rate='0'/><Cube currency='usd1' rate='1'/>"
-        "<Cube currency='CHF' rate='0.9365'/><Cube currency='CHF' rate='0.9999'/></Cube>"
+        "<Cube currency='CHF' rate='0.9365'/><Cube currency='CHF' rate='0.9999'/>"
+        "<Cube currency='SEK' rate='10.9'/><Cube currency='SEK' rate='10.90'/></Cube>"
         "<Cube time='2025-06-26'><Cube currency='CNY' rate='8.3730'/></Cube>"
         "<Cube time='26 June'><Cube currency='USD' rate='1.1671'/></Cube>"
     )
@@ -95,15 +96,61 @@ def test_bad_rates_are_rejected_with_their_reason():
     assert sorted((r.row_key, r.reason) for r in result.rejections) == [
         ("#2", "bad_date"),
         ("2025-06-26|USD", "missing_usd_rate"),  # CNY alone: no USD rate to cross it with, never a guess
-        ("2025-06-27|CHF", "duplicate_row"),
+        # Two different CHF rates: which holds cannot be known, so neither is taken (issue 10; it was the first).
+        ("2025-06-27|CHF", "conflicting_duplicate"),
+        ("2025-06-27|CHF", "conflicting_duplicate"),
         ("2025-06-27|CNY", "bad_rate"),
         ("2025-06-27|GBP", "bad_rate"),
         ("2025-06-27|JPY", "bad_rate"),
+        ("2025-06-27|SEK", "duplicate_row"),  # the same rate twice (10.9 = 10.90): harmless, kept once
         ("2025-06-27|usd1", "bad_currency"),
     ]
-    # The first CHF rate is kept: 1.1703 / 0.9365 = 1.24965296316... (long division) -> 1.2496529632
-    assert {r.currency: r.usd_per_unit for r in result.fx_rates} == {"EUR": D("1.1703"), "CHF": D("1.2496529632")}
-    assert D("0.9365") * D("1.24965296315") <= D("1.1703") < D("0.9365") * D("1.24965296325")
+    # 1.1703 / 10.9 = 0.10736697247706... -> 0.1073669725
+    assert {r.currency: r.usd_per_unit for r in result.fx_rates} == {"EUR": D("1.1703"), "SEK": D("0.1073669725")}
+    assert D("10.9") * D("0.10736697245") <= D("1.1703") < D("10.9") * D("0.10736697255")
+
+
+def test_a_rate_outside_its_band_is_implausible_and_a_refused_usd_rate_leaves_no_cross_rate():
+    body = envelope(
+        "<Cube time='2025-06-27'><Cube currency='USD' rate='1.1703'/><Cube currency='CNY' rate='8373.0'/>"
+        "<Cube currency='XAU' rate='0.0004'/><Cube currency='JPY' rate='169.21'/></Cube>"
+        "<Cube time='2025-06-26'><Cube currency='USD' rate='1167.1'/><Cube currency='CNY' rate='8.3730'/></Cube>"
+        "<Cube time='2025-06-25'><Cube currency='USD' rate='1.1671'/></Cube>"
+        "<Cube time='2025-06-25'><Cube currency='USD' rate='1.1700'/><Cube currency='GBP' rate='0.85'/></Cube>"
+    )
+    result = parse_rates(body)
+    assert sorted((r.row_key, r.reason) for r in result.rejections) == [
+        ("2025-06-25|USD", "conflicting_duplicate"),  # the same date in two Cubes is one day
+        ("2025-06-25|USD", "conflicting_duplicate"),
+        ("2025-06-25|USD", "missing_usd_rate"),
+        ("2025-06-26|USD", "implausible_rate"),  # x1000: every conversion would be x1000
+        ("2025-06-26|USD", "missing_usd_rate"),
+        ("2025-06-27|CNY", "implausible_rate"),
+        ("2025-06-27|XAU", "no_rate_band"),
+    ]
+    missing = [r.detail for r in result.rejections if r.reason == "missing_usd_rate"]
+    assert any("refused (implausible_rate)" in d for d in missing)
+    assert any("refused (conflicting_duplicate)" in d for d in missing)
+    assert {(r.rate_date, r.currency) for r in result.fx_rates} == {(date(2025, 6, 27), "EUR"), (date(2025, 6, 27), "JPY")}
+
+
+def test_the_shipped_bands_hold_every_rate_of_the_recordings_and_refuse_a_bad_file(tmp_path):
+    bands = ecb_fx.load_fx_bands()
+    for currency in ("USD", "CNY", "JPY", "GBP", "CHF", "HKD"):
+        assert currency in bands
+    for path in sorted(FIXTURES.rglob("*.xml")):
+        result = ecb_fx.parse(path.read_bytes(), ecb_fx.context_for_file(path, datetime(2026, 11, 20, tzinfo=timezone.utc)))
+        assert result.rejections == [], (path, result.rejections[:3])
+    bad = tmp_path / "bands.csv"
+    bad.write_text("# a comment\ncurrency,min_units_per_eur,max_units_per_eur\nUSD,3,1\n")
+    with pytest.raises(ValueError, match="0 < min < max"):
+        ecb_fx.load_fx_bands(bad)
+
+
+def test_a_body_cut_short_is_refused_by_the_xml_parser():
+    body = envelope("<Cube time='2025-06-27'><Cube currency='USD' rate='1.1703'/><Cube currency='CNY' rate='8.37")
+    with pytest.raises(ParseError, match="not XML"):
+        parse_rates(body[: body.index(b"8.37") + 4])
 
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
@@ -274,3 +321,18 @@ def test_tsi_parse_with_a_bad_fx_file_is_a_one_line_error(capsys, tmp_path):
     assert main(["parse", "deepseek_pricing", str(page), "--fx", str(bogus)]) == 2
     _, err = capsys.readouterr()
     assert err.count("\n") == 1 and "not the gesmes Envelope" in err
+
+
+# --- the hostile corpus (tests/hostile/ecb_fx/cases.toml) -------------------------------------------------
+
+HOSTILE_ECB = Path(__file__).resolve().parent / "hostile" / "ecb_fx"
+HOSTILE_CASES = [case for case in __import__("tomllib").loads((HOSTILE_ECB / "cases.toml").read_text())["case"]
+                 if "fx_rates" in case]
+
+
+@pytest.mark.parametrize("case", HOSTILE_CASES, ids=lambda case: case["file"])
+def test_a_hostile_ecb_body_keeps_exactly_its_sound_rates(case):
+    """test_hostile.py counts observations; an FX body has none, so the rates it must still give are counted here."""
+    result = parse_rates((HOSTILE_ECB / case["file"]).read_bytes())
+    assert len(result.fx_rates) == case["fx_rates"], [(r.currency, r.usd_per_unit) for r in result.fx_rates]
+    assert len({(r.rate_date, r.currency) for r in result.fx_rates}) == len(result.fx_rates)  # one rate per day and currency

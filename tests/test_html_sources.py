@@ -179,9 +179,9 @@ def write_config(tmp_path, **overrides) -> Path:
 def test_a_new_page_is_configuration(tmp_path):
     pages = html_tables.load_pages(write_config(tmp_path))
     body = (
-        "<table><thead><tr><th>GPU</th><th>GPUs</th><th>Price</th></tr></thead><tbody>"
+        "<html><body><table><thead><tr><th>GPU</th><th>GPUs</th><th>Price</th></tr></thead><tbody>"
         "<tr><td>H100 SXM</td><td>8</td><td>$20.00/h</td></tr>"
-        "<tr><td>L40S</td><td>4</td><td>$3.00/h</td></tr></tbody></table>"
+        "<tr><td>L40S</td><td>4</td><td>$3.00/h</td></tr></tbody></table></body></html>"
     ).encode()
     result = html_tables.parse(body, ctx("https://example.test/pricing"), pages=pages)
     assert [(o.instrument, o.usd_price) for o in result.observations] == [
@@ -261,3 +261,45 @@ def test_demo_recordings_cover_the_pages_and_parse_cleanly(date):
     coreweave = Decimal("5.98") if date >= "2026-11-19" else Decimal("6.155")  # 47.84 / 8, 49.24 / 8
     assert values["On-demand 8x NVIDIA H100 SXM [H100-SXM]"] == (ON_DEMAND, lambda_8x)
     assert values["NVIDIA HGX H100 [H100-SXM]"] == (ON_DEMAND, coreweave)
+
+
+# ----------------------------------------------------------------------------------------- hostile pages (issue 10)
+
+
+def test_table_count_is_configuration_and_a_decoy_table_fails_the_page(tmp_path):
+    (tmp_path / "two").mkdir(), (tmp_path / "one").mkdir()  # load_pages caches by path: one file per configuration
+    pages = html_tables.load_pages(write_config(tmp_path / "two", table_count=2))
+    assert pages[0].table_count == 2 and html_tables.load_pages()[0].table_count == 4
+    table = ("<table><thead><tr><th>GPU</th><th>GPUs</th><th>Price</th></tr></thead><tbody>"
+             "<tr><td>L40S</td><td>4</td><td>$3.00/h</td></tr></tbody></table>")
+    body = f"<html><body>{table}{table.replace('$3.00', '$2.00')}</body></html>".encode()
+    assert len(html_tables.parse(body, ctx("https://example.test/pricing"), pages=pages).observations) == 2
+    one_table = html_tables.load_pages(write_config(tmp_path / "one"))
+    with pytest.raises(ParseError, match="page test: 2 tables match the table selector, the configuration expects 1"):
+        html_tables.parse(body, ctx("https://example.test/pricing"), pages=one_table)
+    for n, bad in enumerate((0, "4", 101)):
+        (tmp_path / f"bad{n}").mkdir()
+        with pytest.raises(ValueError, match="table_count"):
+            html_tables.load_pages(write_config(tmp_path / f"bad{n}", table_count=bad))
+
+
+@pytest.mark.parametrize("tail, complete", [
+    ("</body></html>\n", True), ("</body></HTML >\n<!-- cached 12:00 -->\n", True),
+    ("</body>", False), ("</body></html><script>x()</script>", False), ("", False),
+])
+def test_a_page_is_complete_only_with_its_closing_html_tag(tail, complete):
+    assert html_tables.page_is_complete(f"<html><body><p>$4".encode() + tail.encode()) is complete
+
+
+@pytest.mark.parametrize("cell, reason", [
+    ("HK$2.99/GPU/hr", "unexpected_currency"), ("US$2.99/GPU/hr", "unexpected_unit"), ("$2.99/GPU/hr", None), ("€2.99/GPU/hr", "unexpected_currency"),
+    ("$2.99/GPU/hr EUR", "unexpected_currency"), ("-$2.99/GPU/hr", "bad_price"), ("$-2.99/GPU/hr", "bad_price"),
+    ("\u2212$2.99/GPU/hr", "bad_price"), ("$2,99/GPU/hr", "bad_price"), ("$0,299/GPU/hr", "bad_price"),
+    ("$1,2,3/GPU/hr", "bad_price"), ("$1,299.00/GPU/hr", "outside_sanity_band"),
+])
+def test_a_price_cell_in_another_currency_with_a_sign_or_a_decimal_comma_is_refused(cell, reason):
+    result = parse(lambda_page().replace("$2.99/GPU/hr", cell, 1))
+    eight_h100 = [r.reason for r in result.rejections if r.row_key.startswith("On-demand 8x NVIDIA H100 SXM")]
+    assert eight_h100 == ([reason] if reason else [])
+    if reason is None:
+        assert any(o.usd_price == Decimal("2.99") for o in result.observations)

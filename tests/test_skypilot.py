@@ -841,3 +841,63 @@ def test_h100_sxm_from_the_real_catalogs_lands_in_a_plausible_range(catalog):
         "runpod": Decimal("4.49"), "paperspace": Decimal("5.95"), "do": Decimal("6.345"),
     }
     assert median(list(provider_values.values())) == Decimal("3.815")
+
+
+# ----------------------------------------------------------------------------------------- hostile bodies (issue 10)
+
+
+def test_a_body_without_its_last_line_end_is_cut_short(catalog):
+    body = LAMBDA_HEADER + "gpu_1x_a10,A10,1.0,30.0,200.0,0.75,us-east-1,,\ngpu_1x_h100_pcie,H100,1.0,26.0,200.0,2"
+    with pytest.raises(ParseError, match="cut short"):
+        parse_text(body, "lambda", catalog)
+    assert len(parse_text(body + ".49,us-east-1,,\r\n", "lambda", catalog).observations) == 2
+
+
+def test_every_real_catalog_and_recording_ends_with_a_line_end():
+    paths = sorted(REAL_SKYPILOT.glob("*/*.csv")) + sorted(DEMO.glob("*/skypilot/*.csv"))
+    assert paths and all(p.read_bytes().endswith(b"\n") for p in paths)
+
+
+@pytest.mark.parametrize("header", [
+    LAMBDA_HEADER.replace(",Price,", ",Price,price,"),
+    LAMBDA_HEADER.replace(",Region,", ",Region,REGION,"),
+    LAMBDA_HEADER.replace(",GpuInfo,", ",GpuInfo,GPUInfo,"),
+])
+def test_a_repeated_column_that_the_parser_reads_fails_the_body(header, catalog):
+    row = "gpu_1x_a10,A10,1.0,30.0,200.0,0.75,0.75,us-east-1,,\n"
+    with pytest.raises(ParseError, match="repeats column"):
+        parse_text(header + row, "lambda", catalog)
+
+
+def test_a_repeated_column_that_is_not_read_is_harmless(catalog):
+    header = LAMBDA_HEADER.replace(",vCPUs,", ",vCPUs,VCPUS,")
+    result = parse_text(header + "gpu_1x_a10,A10,1.0,30.0,30.0,200.0,0.75,us-east-1,,\n", "lambda", catalog)
+    assert [o.usd_price for o in result.observations] == [Decimal("0.75")]
+
+
+@pytest.mark.parametrize("price", ["1e20", "100000000000000000000", "NaN", "-Infinity", "1_000", "9" * 70])
+def test_a_poisoned_price_is_a_bad_price_never_an_exception(price, catalog):
+    result = parse_body(skypilot, (LAMBDA_HEADER + f"gpu_8x_a10,A10,8.0,30.0,200.0,{price},us-east-1,,\n").encode(),
+                        ctx("lambda"), catalog=catalog)
+    assert [r.reason for r in result.rejections] == ["bad_price"] and result.observations == []
+
+
+def test_a_tiny_gpu_count_cannot_make_a_price_beyond_any_bound(catalog):
+    result = parse_body(skypilot, (LAMBDA_HEADER + "gpu_x_a10,A10,1e-9,30.0,200.0,3.18,us-east-1,,\n").encode(),
+                        ctx("lambda"), catalog=catalog)
+    assert [r.reason for r in result.rejections] == ["bad_price"]
+
+
+@pytest.mark.parametrize("cell", [
+    '"{\'Gpus\': ' + "[" * 5000 + "]" * 5000 + '}"',  # 5,000 deep, 10,010 characters
+    '"{""Gpus"": ' + "[" * 1000 + "]" * 1000 + '}"',  # JSON 1,000 deep: json.loads raised RecursionError
+    '"{\'Gpus\': [{\'Name\': \'A10\', \'MemoryInfo\': {\'SizeInMiB\': ' + "9" * 5000 + '}}]}"',  # int() of 5,000 digits
+    '"{""Gpus"": [{""Name"": ""A10"", ""MemoryInfo"": {""SizeInMiB"": Infinity}}]}"',  # int(inf): OverflowError
+])
+def test_a_hostile_gpu_info_cell_refuses_its_row_or_is_ignored_never_raises(cell, catalog):
+    body = LAMBDA_HEADER + f"gpu_1x_a10,A10,1.0,30.0,200.0,0.75,us-east-1,{cell},\n"
+    body += "gpu_1x_h100_pcie,H100,1.0,26.0,200.0,2.49,us-east-1,,\n"
+    result = parse_body(skypilot, body.encode(), ctx("lambda"), catalog=catalog)
+    assert [o.instrument for o in result.observations][-1] == "H100-PCIE"
+    assert {r.reason for r in result.rejections} <= {"malformed_row"}
+    assert len(result.observations) + len(result.rejections) == 2

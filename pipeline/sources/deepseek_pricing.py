@@ -29,15 +29,25 @@ resolved through the catalog (deepseek-chat and deepseek-reasoner are the non-th
 the same weights, so both are rows of that model). Without a version row the API id is looked up, and the
 moving aliases deepseek-chat / deepseek-reasoner stay unknown_instrument, never guessed.
 
-Currency: 元/¥/￥ is CNY, $ is USD, per cell. A CNY row carries its price in price_in_currency and no USD
-price: the load converts it at the ECB rate of the observation date (pipeline.normalise.convert_currency).
+Currency: 元/¥/￥ (or CNY/RMB) is CNY, $ (or USD/US$) is USD, per cell. A CNY row carries its price in
+price_in_currency and no USD price: the load converts it at the ECB rate of the observation date
+(pipeline.normalise.convert_currency).
+
+Hostile pages (issue 10), refused rather than misread:
+- Two tables that both look like the price list (a model row followed by price rows: an archived price list or a
+  promotion beside the real one) fail the page, naming the count: which one holds is ambiguous.
+- A page without its closing </html> (only whitespace and comments after it) is cut short and fails; so does a
+  page of more than MAX_TABLES tables (nested thousands deep they cost minutes to expand).
+- A price in another currency (HK$, €, EUR, ...) is `unexpected_currency`; a sign before or after the symbol
+  (-$0.28), a decimal comma or a thousands separator (0,2元: never read as 2), more than one number, no currency
+  sign, or a number beyond 10,000 per million tokens is `bad_price`.
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -56,8 +66,10 @@ from pipeline.records import (
     ParseResult,
     Rejection,
     quantize_usd,
+    read_decimal,
 )
 from pipeline.sources import FetchRequest
+from pipeline.sources.html_tables import _SIGNED, _currencies, page_is_complete
 
 SOURCE_ID = "deepseek_pricing"
 KIND = TOKEN
@@ -67,8 +79,12 @@ PROVIDER = "deepseek"
 URL_ZH = "https://api-docs.deepseek.com/zh-cn/quick_start/pricing"
 URL_EN = "https://api-docs.deepseek.com/quick_start/pricing"
 # The page is about 60 kB; the cap only stops a runaway or hostile body.
-MAX_BYTES = 4 * 1024 * 1024
+MAX_BODY_BYTES = 4 * 1024 * 1024
+MAX_BYTES = MAX_BODY_BYTES  # the former name
 MAX_SPAN = 50  # a colspan/rowspan beyond this is not a pricing table's
+# The real page has one table. Thousands of tables nested in one another cost quadratic time to expand (3,000 took
+# 40 seconds): more than this is not a pricing page, and it is refused before any is read.
+MAX_TABLES = 50
 UNIT = "million_tokens"
 
 MODEL_LABELS = ("模型", "MODEL")
@@ -77,14 +93,15 @@ PER_MILLION = ("百万", "1M")
 PROMOTIONAL_BANDS = ("DISCOUNT", "优惠")
 TIME_OF_DAY_BANDS = ("OFF-PEAK", "PEAK", "高峰", "空闲", "闲时", "低谷", "夜间", "NIGHT")
 MODE_SUFFIX = re.compile(r"\s*[（(][^（()）]*[)）]\s*$")
-NUMBER = re.compile(r"\d+(?:\.\d+)?")
 # The quantity a price label starts with: 百万 (a million), 千 (a thousand), 万, 1M, 1K, 1,000,000 ...
 QUANTITY = re.compile(r"^\s*(?:百万|千|万|[\d,.]+\s*[KM]?\b)")
 
 REJECTION_REASONS: dict[str, str] = {
     "promotional_price": "a discount band or a struck-out price: not the list price",
     "time_of_day_price": "a peak / off-peak price: which band is the list price is not stated",
-    "bad_price": "a price cell without exactly one number and a currency sign (元, ¥, $)",
+    "bad_price": "a price cell without exactly one plain number and a currency sign (元, ¥, $); a sign, a decimal "
+                 "comma or thousands separators, or a number beyond 10,000 per million tokens",
+    "unexpected_currency": "a price in a currency other than CNY (元, ¥) or USD ($): HK$, €, EUR, ...",
     "free_listing": "a price of 0",
     "unknown_instrument": "the model version (or API id) is not in pipeline/catalog/model_aliases.csv",
 }
@@ -98,7 +115,7 @@ def requests() -> list[FetchRequest]:
 
 
 def fetch(client: httpx.Client, request: FetchRequest, clock: Callable[[], datetime] = utc_now) -> FetchedBody:
-    return fetch_body(client, request.url, max_bytes=MAX_BYTES, clock=clock)
+    return fetch_body(client, request.url, max_bytes=MAX_BODY_BYTES, clock=clock)
 
 
 def context_for_file(path: str | Path, observed_at: datetime) -> ParseContext:
@@ -183,14 +200,27 @@ def _price_type(text: str) -> str | None:
 
 
 def _find_table(soup) -> tuple[list[list[Cell]], int]:
-    """The pricing grid and the index of its model row."""
+    """The pricing grid and the index of its model row: the one table that has a model row followed by price
+    rows. Two such tables (an archived price list or a promotion beside the real one) are ambiguous: the page fails."""
     tables = soup.find_all("table")
+    if len(tables) > MAX_TABLES:
+        raise ParseError(f"DeepSeek pricing: the page has {len(tables)} tables (at most {MAX_TABLES} are read): "
+                         "not the pricing page")
+    found = []
     for table in tables:
         grid = table_grid(table)
         for index, row in enumerate(grid):
             if row and _is_label(row[0].text, MODEL_LABELS):
                 if any(_price_type(cell.text) for r in grid[index + 1:] for cell in r):
-                    return grid, index
+                    found.append((grid, index))
+                    break
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise ParseError(
+            f"DeepSeek pricing: {len(found)} of the {len(tables)} tables have a {'/'.join(MODEL_LABELS)} row followed "
+            "by price rows (an archived or promotional table beside the price list?); which one holds is ambiguous"
+        )
     raise ParseError(
         f"DeepSeek pricing: none of the {len(tables)} tables has a row starting {'/'.join(MODEL_LABELS)} followed "
         "by price rows (百万tokens输入 / 1M INPUT TOKENS); the page structure changed"
@@ -214,10 +244,12 @@ def _split(row: list[Cell], k: int) -> tuple[list[Cell], list[Cell]]:
 
 def parse(raw: bytes, ctx: ParseContext, catalog: Catalog | None = None) -> ParseResult:
     catalog = catalog or default_catalog()
-    if len(raw) > MAX_BYTES:
-        raise ParseError(f"DeepSeek pricing: body of {len(raw)} bytes exceeds the cap of {MAX_BYTES}")
+    if len(raw) > MAX_BODY_BYTES:
+        raise ParseError(f"DeepSeek pricing: body of {len(raw)} bytes exceeds the cap of {MAX_BODY_BYTES}")
     soup = BeautifulSoup(raw, "lxml")
     grid, model_row = _find_table(soup)
+    if not page_is_complete(raw):
+        raise ParseError("DeepSeek pricing: the body is cut short (no closing </html>): a truncated page is not read")
     models = _models(grid[model_row])
     k = len(models)
     versions: list[str] = []
@@ -259,8 +291,8 @@ def _price_cell(api_id: str, version: str, label: str, band: str, cell: Cell, ca
         result.rejections.append(Rejection.of(row_key, "time_of_day_price", "priced by time of day", excerpt))
         return
     parsed = _money(cell.text)
-    if isinstance(parsed, str):
-        result.rejections.append(Rejection.of(row_key, "bad_price", parsed, excerpt))
+    if isinstance(parsed, Refusal):
+        result.rejections.append(Rejection.of(row_key, parsed.reason, parsed.detail, excerpt))
         return
     amount, currency = parsed
     if amount == 0:
@@ -291,21 +323,42 @@ def _price_cell(api_id: str, version: str, label: str, band: str, cell: Cell, ca
     )
 
 
-def _money(text: str) -> tuple[Decimal, str] | str:
-    """'0.2元' / '¥2' / '￥2' -> (Decimal, 'CNY'); '$0.028' -> (Decimal, 'USD'); otherwise why not."""
-    numbers = NUMBER.findall(text.replace(",", ""))
+class Refusal:
+    """Why a price cell is not read: a reason code and its detail."""
+
+    __slots__ = ("reason", "detail")
+
+    def __init__(self, reason: str, detail: str):
+        self.reason, self.detail = reason, detail
+
+
+# A number as written, separators included, so that 0,2 is seen as one number with a comma (never as 2).
+_NUMBER_AS_WRITTEN = re.compile(r"\d(?:[\d,.]*\d)?")
+_PLAIN = re.compile(r"\d+(?:\.\d+)?")
+
+
+def _money(text: str) -> tuple[Decimal, str] | Refusal:
+    """'0.2元' / '¥2' / '￥2' -> (Decimal, 'CNY'); '$0.028' -> (Decimal, 'USD'); otherwise the refusal."""
+    shown = text[:80]
+    currencies = {"CNY" if c in {"JPY or CNY", "CNY"} else c for c in _currencies(text)}
+    if not currencies:
+        return Refusal("bad_price", f"no currency sign in {shown!r}")
+    others = currencies - {"CNY", "USD"}
+    if others:
+        return Refusal("unexpected_currency", f"{shown!r} is in {', '.join(sorted(others))}, not CNY or USD")
+    if len(currencies) > 1:
+        return Refusal("bad_price", f"{shown!r} names both CNY and USD")
+    if _SIGNED.search(text):
+        return Refusal("bad_price", f"{shown!r} carries a sign: not a list price")
+    numbers = _NUMBER_AS_WRITTEN.findall(text)
     if len(numbers) != 1:
-        return f"{len(numbers)} numbers in {text!r}, expected one"
-    if "元" in text or "¥" in text or "￥" in text:
-        currency = "CNY"
-    elif "$" in text:
-        currency = "USD"
-    else:
-        return f"no currency sign in {text!r}"
-    try:
-        amount = Decimal(numbers[0])
-    except InvalidOperation:
-        return f"{numbers[0]!r} is not a number"
+        return Refusal("bad_price", f"{len(numbers)} numbers in {shown!r}, expected one")
+    if not _PLAIN.fullmatch(numbers[0]):
+        return Refusal("bad_price", f"{numbers[0]!r} in {shown!r} is not a plain decimal number (a decimal comma or "
+                                    "a thousands separator is ambiguous)")
+    amount = read_decimal(numbers[0])
+    if amount is None:
+        return Refusal("bad_price", f"{numbers[0][:40]!r} is not a number within 1E9")
     if amount > Decimal(10_000):  # a price per million tokens, not a phone number
-        return f"{amount} per million tokens is implausibly large"
-    return amount, currency
+        return Refusal("bad_price", f"{amount} per million tokens is implausibly large")
+    return amount, currencies.pop()

@@ -28,7 +28,18 @@ What the files look like (see ../shared/data/real/SOURCES.md), and what this par
   `unknown_instrument`; TPUs and other non-GPU accelerators (Inferentia, Trainium, Gaudi, Qualcomm AI 100) are
   rejections `not_a_gpu` (GCP gives TPU slices a placeholder price of 700.0: refused before any price is read).
 
-Prices are parsed with Decimal from the text of the cell; no float ever touches them.
+Prices are parsed with Decimal from the text of the cell (pipeline.records.read_decimal); no float ever touches them.
+
+Hostile bodies (issue 10) are refused, never read as prices and never an exception of another kind:
+
+- A body whose last line has no line end is cut short (a truncated download: `...,4` where the price was `4.77`):
+  ParseError "cut short". Every real catalog ends with a line end.
+- A header that repeats a column this parser reads (`Price` twice, compared case-insensitively): which copy holds
+  the value cannot be known, so the body fails with a ParseError naming the column.
+- A price that is not a plain number within 1e9 (`1e20`, `NaN`, 1_000) is `bad_price`; so is a price whose per-GPU
+  value would exceed 1e9. A count that is not such a number is `bad_gpu_count`.
+- A GpuInfo cell nested deeper than MAX_GPU_INFO_DEPTH or longer than MAX_GPU_INFO_CHARS (a 5,000-deep dict, which
+  made json.loads raise RecursionError) is not read: the row is `malformed_row`.
 """
 from __future__ import annotations
 
@@ -36,6 +47,7 @@ import ast
 import csv
 import io
 import json
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -55,8 +67,10 @@ from pipeline.records import (
     ParseContext,
     ParseError,
     ParseResult,
+    MAX_MAGNITUDE,
     Rejection,
     quantize_usd,
+    read_decimal,
 )
 from pipeline.sources import FetchRequest
 
@@ -103,6 +117,13 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 # A price column is required too, but either one will do (some clouds have no SpotPrice).
 REQUIRED_COLUMNS = ("InstanceType", "AcceleratorName", "AcceleratorCount", "Region")
 PRICE_COLUMNS = {"price": ON_DEMAND, "spotprice": SPOT}
+# Every column the parser reads (lowercase): a header that repeats one of them fails the body.
+READ_COLUMNS = tuple(name.lower() for name in REQUIRED_COLUMNS) + tuple(PRICE_COLUMNS) + (
+    "gpuinfo", "availabilityzone", "upstreamcloudid")
+# The longest GpuInfo cell read (real ones are under 300 characters) and the deepest nesting of its brackets (real
+# ones: 4); a longer or deeper one is a hostile cell, refused before json or ast reads it.
+MAX_GPU_INFO_CHARS = 4096
+MAX_GPU_INFO_DEPTH = 16
 
 # Accelerators that are not GPUs (Google TPUs, AWS Inferentia/Trainium, Intel Gaudi): a clearer reason than
 # `unknown_instrument`, since no alias will ever map them to a GPU index.
@@ -119,7 +140,7 @@ _CONSISTENT_TOLERANCE = Decimal("0.25")
 # Two memories this close are "the same" when comparing a multi-GPU row with its single-GPU sibling.
 _SAME_TOLERANCE = Decimal("0.02")
 
-_SIZE_IN_MIB = re.compile(r"""["']?sizeinmib["']?\s*:\s*(\d+)""", re.I)
+_SIZE_IN_MIB = re.compile(r"""["']?sizeinmib["']?\s*:\s*(\d{1,9})(?!\d)""", re.I)
 _GPU_NAME = re.compile(r"""["']?name["']?\s*:\s*["']([^"']+)["']""", re.I)
 
 
@@ -202,6 +223,11 @@ def _read_rows(raw: bytes) -> tuple[list[tuple[str, list[str]]], list[str]]:
         raise ParseError(f"SkyPilot catalog is not UTF-8: {exc}") from None
     if not text.strip():
         raise ParseError("SkyPilot catalog body is empty")
+    if not text.endswith(("\n", "\r")):
+        last = text.rsplit("\n", 1)[-1]
+        raise ParseError(
+            f"SkyPilot catalog is cut short: its last line has no line end (a truncated body?): {last[-80:]!r}"
+        )
     # StringIO with newline="" splits on \n, \r\n and \r only and keeps them, as the csv module expects.
     lines = _LineTracker(io.StringIO(text, newline=""))
     reader = csv.reader(lines)
@@ -215,6 +241,14 @@ def _read_rows(raw: bytes) -> tuple[list[tuple[str, list[str]]], list[str]]:
         raise ParseError(f"SkyPilot catalog header is not CSV: {exc}") from None
     lines.take()  # the header's text is not part of the first row's excerpt
     columns = [name.strip().lower() for name in header]
+    counts = Counter(columns)
+    repeated = [name for name in READ_COLUMNS if counts[name] > 1]
+    if repeated:
+        spelled = [" / ".join(cell.strip() for cell in header if cell.strip().lower() == name) for name in repeated]
+        raise ParseError(
+            f"SkyPilot catalog header repeats column(s) {'; '.join(spelled)} (compared case-insensitively): "
+            "which copy holds the value cannot be known"
+        )
     missing = [name for name in REQUIRED_COLUMNS if name.lower() not in columns]
     if not any(name in columns for name in PRICE_COLUMNS):
         missing.append("Price or SpotPrice")
@@ -286,7 +320,11 @@ def _parse_row(
         reject("not_a_gpu", f"accelerator {accelerator!r} is not a GPU (TPU, Inferentia, Trainium, Gaudi or Qualcomm AI)")
         return
 
-    info_name, stated_mib = _gpu_info(row.get("gpuinfo", ""))
+    try:
+        info_name, stated_mib = _gpu_info(row.get("gpuinfo", ""))
+    except _HostileCell as exc:
+        reject("malformed_row", f"GpuInfo {exc}")
+        return
     # Aggregators (Prime Intellect) name the offer their way and keep the upstream cloud's own instance name beside
     # it; alias patterns are searched in both, since the upstream name is often the one that states the form factor.
     upstream = row.get("upstreamcloudid", "")
@@ -318,10 +356,14 @@ def _parse_row(
             continue  # empty: not offered at this price type
         price = _parse_decimal(cell)
         if price is None or price < 0:
-            reject("bad_price", f"{column} {cell!r} is not a non-negative number", price_type)
+            reject("bad_price", f"{column} {cell[:80]!r} is not a non-negative number within {MAX_MAGNITUDE}",
+                   price_type)
             continue
         if price == 0 and price_type == SPOT:
             continue  # 0.00 spot = no spot offer (Vast writes it on every row)
+        if price / count > MAX_MAGNITUDE:
+            reject("bad_price", f"{column} {cell!r} over {count} GPUs is beyond {MAX_MAGNITUDE} per GPU-hour", price_type)
+            continue
         result.observations.append(
             Observation(
                 row_key=f"{base_key}|{price_type}",
@@ -343,11 +385,8 @@ def _parse_row(
 
 
 def _parse_decimal(text: str) -> Decimal | None:
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        return None
-    return value if value.is_finite() else None
+    """The exact number of a cell, or None (see read_decimal: not a number, NaN, beyond 1e9, over-long)."""
+    return read_decimal(text)
 
 
 def _parse_count(text: str) -> Decimal | None:
@@ -371,15 +410,24 @@ def _gpu_info(text: str) -> tuple[str | None, int | None]:
     text = text.strip()
     if not text:
         return None, None
+    if len(text) > MAX_GPU_INFO_CHARS:
+        raise _HostileCell(f"is {len(text)} characters long (at most {MAX_GPU_INFO_CHARS} are read)")
     if not text.startswith("{"):
         return text, None  # a bare name, e.g. RTX_A6000
+    depth = _nesting_depth(text)
+    if depth > MAX_GPU_INFO_DEPTH:
+        raise _HostileCell(f"is nested {depth} deep (at most {MAX_GPU_INFO_DEPTH} levels are read)")
     data = None
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise _HostileCell("is nested too deep to read") from None
     except ValueError:
         try:
             data = ast.literal_eval(text)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
+        except (MemoryError, RecursionError):
+            raise _HostileCell("is nested too deep to read") from None
+        except (ValueError, SyntaxError, TypeError, OverflowError):
             data = None
     if isinstance(data, dict):
         gpus = _get_ci(data, "gpus")
@@ -387,10 +435,35 @@ def _gpu_info(text: str) -> tuple[str | None, int | None]:
         name = _get_ci(first, "name")
         memory = _get_ci(_get_ci(first, "memoryinfo") or {}, "sizeinmib")
         name = name if isinstance(name, str) and name.strip() else None
-        memory = int(memory) if isinstance(memory, (int, float)) and not isinstance(memory, bool) and memory > 0 else None
-        return name, memory
+        return name, _memory_number(memory)
     size, name = _SIZE_IN_MIB.search(text), _GPU_NAME.search(text)
     return (name.group(1) if name else None), (int(size.group(1)) if size and int(size.group(1)) > 0 else None)
+
+
+def _nesting_depth(text: str) -> int:
+    """The deepest nesting of brackets in the text (quotes ignored: an upper bound is all that is needed)."""
+    depth = deepest = 0
+    for char in text:
+        if char in "{[(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "}])":
+            depth = max(0, depth - 1)
+    return deepest
+
+
+class _HostileCell(Exception):
+    """A GpuInfo cell this parser will not read (too long, nested too deep): the row is refused."""
+
+
+def _memory_number(value: object) -> int | None:
+    """A stated memory in whole MiB, or None: a positive int or finite float within 1e9 (json gives `81920.0`)."""
+    if isinstance(value, float):
+        if not math.isfinite(value) or not 0 < value <= float(MAX_MAGNITUDE):
+            return None
+        return int(value)
+    number = read_decimal(value)
+    return int(number) if number is not None and number > 0 else None
 
 
 def _get_ci(mapping: object, key: str):
@@ -424,7 +497,10 @@ def _single_gpu_memories(rows: list[tuple[str, list[str]]], columns: list[str]) 
         row = dict(zip(columns, (cell.strip() for cell in cells)))
         if _parse_count(row["acceleratorcount"]) != 1 or not row["acceleratorname"]:
             continue
-        memory = _as_mib(_gpu_info(row["gpuinfo"])[1])
+        try:
+            memory = _as_mib(_gpu_info(row["gpuinfo"])[1])
+        except _HostileCell:
+            continue  # refused as malformed_row when the row itself is read
         if memory is not None:
             seen.setdefault(gpu_name_key(row["acceleratorname"]), Counter())[memory] += 1
     return {name: counter.most_common(1)[0][0] for name, counter in seen.items()}
