@@ -80,6 +80,11 @@ def publish_date(con: duckdb.DuckDBPyConnection, warehouse: Warehouse, fixing_da
     target = folder / name
     if target.exists() and hashlib.sha256(target.read_bytes()).hexdigest() != digest:
         raise FileExistsError(f"{target} exists with other content; published files are never overwritten")
+    # A publication killed between writing its temporary file and renaming it left a `.tmp-*` file here; the
+    # published folder is what readers mirror, so clear it. Only the warehouse's one writer publishes
+    # (pipeline.writer), so no such file belongs to a publication still in flight.
+    for stale in folder.glob(".tmp-*"):
+        stale.unlink(missing_ok=True)
     _write_atomically(target, body)
     _write_atomically(target.with_name(target.name + ".sha256"), f"{digest}  {target.name}\n".encode())
     relative = target.relative_to(warehouse.root).as_posix()
