@@ -5,6 +5,8 @@
   collection after the 16:00 fixing time would fall outside the day's window; the 15:45 collection is the
   last one that counts). Run by hand (`prefect deployment run daily/daily`) it collects first.
 - `backfill/backfill`: no schedule; fix and publish a date range on demand.
+- `import/import`: no schedule; import a folder of dated price records (`folder`, and `manifest` if it lies
+  elsewhere), then fix and publish the dates they reach.
 
 `serve()` runs each flow run in a subprocess of this process and needs a Prefect server that keeps schedules
 (`prefect server start`; set PREFECT_API_URL). The same deployments for a process work pool and its workers
@@ -18,6 +20,7 @@ from prefect.settings import get_current_settings
 
 from flows.collect import collect_flow
 from flows.daily import backfill_flow, daily_flow
+from flows.importing import import_flow
 from pipeline import schedule
 
 TAGS = ["tsi"]
@@ -41,7 +44,8 @@ def build_deployments(warehouse: str | None = None) -> list:
         tags=TAGS,
     )
     backfill = backfill_flow.to_deployment(name="backfill", parameters=defaults, tags=TAGS)
-    return [collect, daily, backfill]
+    imports = import_flow.to_deployment(name="import", parameters=defaults, tags=TAGS)
+    return [collect, daily, backfill, imports]
 
 
 def serve_deployments(warehouse: str | None = None, limit: int = 2) -> None:

@@ -268,6 +268,39 @@ def cmd_backfill(args) -> int:
     return 0
 
 
+def cmd_import(args) -> int:
+    """Dated public price records into the warehouse (pipeline/importer.py), fixed and published."""
+    from uuid import uuid4
+
+    from pipeline import importer, progress, runs
+    from pipeline.definitions import load_definitions
+    from pipeline.http import utc_now
+    from pipeline.writer import open_writer
+
+    warehouse = Warehouse.locate(args.warehouse)
+    rows = importer.read_manifest(Path(args.folder), Path(args.manifest) if args.manifest else None)
+    definitions = load_definitions()
+    run_id = str(uuid4())
+    labels = {"store": "keeping bodies", "parse": "parsing", "fix": "fixing dates", "publish": "publishing"}
+    with open_writer(warehouse) as con:
+        runs.start_run(con, run_id, "import", utc_now(), {"folder": str(args.folder), "rows": len(rows)})
+        try:
+            with progress.stages(labels) as tick:
+                report = importer.import_folder(con, warehouse, rows, definitions, args.valid_days, tick)
+        except BaseException as exc:
+            runs.finish_run(con, run_id, utc_now(), runs.FAILED, {"error": f"{type(exc).__name__}: {exc}"[:2000]})
+            raise
+        runs.finish_run(con, run_id, utc_now(), runs.COMPLETED_WITH_FAILURES if report.failed else runs.COMPLETED,
+                        report.summary())
+    for snapshot_id, error in sorted(report.failed.items()):
+        print(f"snapshot {snapshot_id[:12]} could not be parsed: {error}")
+    span = f"{report.dates[0]} to {report.dates[-1]}" if report.dates else "no date"
+    print(f"imported {report.rows} bodies ({report.new_snapshots} new, {len(report.failed)} unreadable); "
+          f"fixed {len(report.dates)} date(s), {span}: {report.fixings_written} new fixing(s), "
+          f"{report.published} file(s) published")
+    return 0
+
+
 def cmd_runs(args) -> int:
     from pipeline.warehouse import connect, sql
 
@@ -371,6 +404,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="first", type=_date, required=True, help="first fixing date")
     p.add_argument("--to", dest="last", type=_date, required=True, help="last fixing date (inclusive)")
     p.set_defaults(func=cmd_backfill)
+
+    p = commands.add_parser("import", help="import dated price records listed in FOLDER/manifest.csv, then fix and "
+                                          "publish every date they reach")
+    p.add_argument("folder", help="the folder of bodies; its manifest.csv lists path,source,observed_at[,provider,url]")
+    p.add_argument("--manifest", help="a manifest elsewhere (paths in it stay relative to FOLDER)")
+    p.add_argument("--valid-days", type=_at_least_one, default=31,
+                   help="how many days after its date an imported price list may count at most (default 31)")
+    p.set_defaults(func=cmd_import)
 
     p = commands.add_parser("runs", help="print the newest flow runs recorded in the warehouse, as CSV")
     p.add_argument("--limit", type=_at_least_one, default=20, help="how many (default 20)")

@@ -16,6 +16,7 @@ its version number.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -102,8 +103,10 @@ class _Common:
     def canonical_json(self) -> str:
         return json.dumps(_to_json(self), sort_keys=True, separators=(",", ":"))
 
-    @property
+    @functools.cached_property
     def sha256(self) -> str:
+        # Cached: a backfill writes tens of thousands of fixings of a few definitions (frozen, so it cannot go
+        # stale; dataclasses.replace makes a new definition with its own).
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
 
 

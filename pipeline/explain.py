@@ -58,15 +58,15 @@ def from_warehouse(
         raise ValueError(f"no fixing{which} of {index_id} on {fixing_date.isoformat()} in the warehouse{when}")
     (index_id, fixing_date, rev, status, value, version, definition_sha, n_providers, n_observations,
      window_start, window_end, window_hours, carried_from, p25, p75, low, high, mean, input_hash, reason,
-     computed_at) = row
+     computed_at, backfill) = row
     stored = fetch_first(con, sql("select_index_definition"), {"index_id": index_id, "methodology_version": version})
     if stored is None:
         raise ValueError(f"the warehouse lacks the definition of {index_id} methodology {version}")
     definition = definition_from_json(stored[0])
     constituents = [
         Constituent(provider=p, snapshot_id=s, provider_value=v, n_observations=n, included=inc,
-                    exclusion_reason=why, weight=w, value_rule=rule)
-        for p, s, v, n, inc, why, w, rule in con.execute(
+                    exclusion_reason=why, weight=w, value_rule=rule, observed_at=seen, valid_until=until)
+        for p, s, v, n, inc, why, w, rule, seen, until in con.execute(
             sql("select_fixing_constituents"), {"index_id": index_id, "fixing_date": fixing_date, "revision": rev}
         ).fetchall()
     ]
@@ -75,7 +75,7 @@ def from_warehouse(
         n_observations=n_observations, window_start=window_start.replace(tzinfo=timezone.utc),
         window_end=window_end.replace(tzinfo=timezone.utc), p25=p25, p75=p75, min=low, max=high,
         input_hash=input_hash, constituent_rows=constituents, mean=mean, window_hours=window_hours,
-        carried_from=carried_from, revision=rev, written=True,
+        carried_from=carried_from, revision=rev, written=True, backfill=backfill,
     )
     revisions = con.execute(sql("select_fixing_revisions"), {"index_id": index_id, "fixing_date": fixing_date}).fetchall()
     return Explanation(fixing, computed_at.replace(tzinfo=timezone.utc), reason, revisions)
@@ -109,6 +109,7 @@ def fields(f: Fixing) -> dict:
         "dispersion_basis": "member_values" if d.is_basket else d.dispersion_basis,
         "quantile_method": d.quantile_method,
         "input_hash": f.input_hash,
+        "backfill": "backfill" if f.backfill else "",
         "constituents": ";".join(f"{c.provider}={plain(c.provider_value)}" for c in included),
         "excluded": ";".join(f"{c.provider}={(c.exclusion_reason or '').split(':')[0]}" for c in excluded),
     }
@@ -129,8 +130,9 @@ def render_text(explanation: Explanation) -> str:
     d = f.definition
     row = fields(f)
     value = f"{row['value']} {d.unit_label}" if f.value is not None else "no value"
+    backfill = ", backfill" if f.backfill else ""
     lines = [
-        f"{d.id} on {f.fixing_date.isoformat()}: {value} ({f.status}, revision {f.revision} of "
+        f"{d.id} on {f.fixing_date.isoformat()}: {value} ({f.status}{backfill}, revision {f.revision} of "
         f"{len(explanation.revisions) or f.revision})",
         f"  {d.name}",
         f"  method        {f.method}",
@@ -147,16 +149,22 @@ def render_text(explanation: Explanation) -> str:
         lines.append(f"  dispersion    p25 {f.p25}  p75 {f.p75}  min {f.min}  max {f.max}  mean {f.mean}  "
                      f"(over {basis}, quantiles {d.quantile_method})")
     lines.append(f"  input hash    {f.input_hash}")
+    if f.backfill:
+        lines.append("  backfill      computed after the fact from imported price records (tsi import), not live "
+                     "at its fixing time")
     if explanation.computed_at:
         lines.append(f"  computed at   {_utc(explanation.computed_at)}")
     if explanation.revision_reason:
         lines.append(f"  revised       {explanation.revision_reason}")
     if f.constituents:
         lines.append("")
-        header = ("member index" if d.is_basket else "provider", "value", "obs", "weight", "rule", "")
+        header = ("member index" if d.is_basket else "provider", "value", "obs", "weight", "rule", "collected",
+                  "valid until", "")
         table = [
             (c.provider, plain(c.provider_value) or "-", str(c.n_observations), plain(c.weight) or "0",
-             c.value_rule or "", "included" if c.included else f"excluded: {c.exclusion_reason}")
+             c.value_rule or "", _utc(c.observed_at) if c.observed_at else "-",
+             c.valid_until.isoformat() if c.valid_until else "-",
+             "included" if c.included else f"excluded: {c.exclusion_reason}")
             for c in f.constituents
         ]
         widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(header)]

@@ -112,6 +112,8 @@ class Constituent:
     weight: Decimal = Decimal(0)
     value_rule: str | None = None  # median_of_rows, median_of_region_medians, gpu_weighted_median, member_index
     segment: str | None = None
+    observed_at: datetime | None = None  # the collection valued (naive UTC); None for a basket's member
+    valid_until: date | None = None  # an imported collection's last date (it counted by date); None if live
 
 
 @dataclass
@@ -138,6 +140,8 @@ class Fixing:
     revision: int = 0  # set when written (or the revision that stands)
     written: bool = False  # False when nothing new was written
     note: str | None = None  # why a differing recomputation was not written
+    # Computed after the fact from imported bodies (tsi import), not live at its fixing time.
+    backfill: bool = False
 
     @property
     def index_id(self) -> str:
@@ -445,7 +449,7 @@ class _Ladder:
     def _hash(self, chosen: pl.DataFrame) -> pl.DataFrame:
         """Input hashes for the chosen targets only, pass by pass (select_input_hashes.sql); each pass's
         constituent rows are kept, each target's rows contiguous, for lazy reading."""
-        frames = [pl.DataFrame(schema={"target_id": pl.Int64, "input_hash": pl.String})]
+        frames = [pl.DataFrame(schema={"target_id": pl.Int64, "input_hash": pl.String, "backfill": pl.Boolean})]
         for number, one_pass in enumerate(self.passes):
             wanted = chosen.filter(pl.col("pass_no") == number).select("target_id")
             if wanted.is_empty():
@@ -598,6 +602,7 @@ def _fixing_from_target(d: IndexDefinition, row: dict, provider_rows: Callable[[
         input_hash=row["input_hash"] or EMPTY_SHA256,
         constituent_rows=lambda: _constituents(d, provider_rows(), n, enough),
         window_hours=hours,
+        backfill=bool(row.get("backfill")),
     )
 
 
@@ -622,6 +627,8 @@ def _constituents(d: IndexDefinition, rows: list[dict], n: int, enough: bool) ->
                 weight=weight,
                 value_rule=p["value_rule"],
                 segment=p["segment"],
+                observed_at=p["observed_at"],
+                valid_until=p["valid_until"],
             )
         )
     return out
@@ -758,6 +765,8 @@ def _basket_fixings(con, baskets: list[BasketDefinition], wanted: list[date], me
                 input_hash=row["input_hash"] if row else EMPTY_SHA256,
                 constituent_rows=constituents,
                 window_hours=int((end - start).total_seconds() // 3600),
+                # a basket of a backfilled member is a backfill too
+                backfill=any(members[(m, day)].backfill for m in b.members if members[(m, day)].value is not None),
             )
     return out
 
@@ -884,6 +893,7 @@ FIXING_BATCH_SCHEMA = {
     "window_hours": pl.Int32,
     "carried_from": pl.Date,
     "loaded_through": pl.Datetime("us"),
+    "backfill": pl.Boolean,
 }
 CONSTITUENT_BATCH_SCHEMA = {
     "index_id": pl.String,
@@ -897,6 +907,8 @@ CONSTITUENT_BATCH_SCHEMA = {
     "exclusion_reason": pl.String,
     "weight": pl.Decimal(12, 10),
     "value_rule": pl.String,
+    "observed_at": pl.Datetime("us"),
+    "valid_until": pl.Date,
 }
 
 
@@ -925,6 +937,7 @@ def _fixing_row(f: Fixing, reason: str | None, computed_at: datetime) -> dict:
         "computed_at": naive_utc(computed_at),
         "window_hours": f.window_hours,
         "carried_from": f.carried_from,
+        "backfill": f.backfill,
     }
 
 
@@ -941,4 +954,6 @@ def _constituent_row(f: Fixing, c: Constituent) -> dict:
         "exclusion_reason": c.exclusion_reason,
         "weight": c.weight,
         "value_rule": c.value_rule,
+        "observed_at": c.observed_at,
+        "valid_until": c.valid_until,
     }

@@ -5,6 +5,7 @@ re-parsed later from what was kept. Loading a snapshot replaces what it gave bef
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timezone
 from decimal import Decimal
@@ -43,6 +44,7 @@ OBSERVATION_SCHEMA = {
     "valid_to": pl.Date,
     "fx_usd_per_unit": pl.Decimal(20, 10),
     "fx_rate_date": pl.Date,
+    "valid_until": pl.Date,
 }
 FX_RATE_SCHEMA = {
     "rate_date": pl.Date,
@@ -98,6 +100,7 @@ def observations_frame(result: ParseResult, ctx: ParseContext) -> pl.DataFrame:
             "valid_to": o.valid_to,
             "fx_usd_per_unit": o.fx_usd_per_unit,
             "fx_rate_date": o.fx_rate_date,
+            "valid_until": ctx.valid_until,
         }
         for o in result.observations
     ]
@@ -182,20 +185,43 @@ def load_result(con: duckdb.DuckDBPyConnection, ctx: ParseContext, result: Parse
         _record_parse(con, ctx.snapshot_id, "loaded", len(result.observations), len(result.rejections), None)
 
 
-def parse_pending(con: duckdb.DuckDBPyConnection, store: RawStore, catalog: Catalog | None = None) -> LoadReport:
-    """Parse and load every stored snapshot that has not been loaded yet."""
-    report = LoadReport()
+def parse_pending(
+    con: duckdb.DuckDBPyConnection, store: RawStore, catalog: Catalog | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> LoadReport:
+    """Parse and load every stored snapshot that has not been loaded yet. `progress(done, total)` is told
+    after each one (the command line's progress bar)."""
+    rows = con.execute(sql("select_unparsed_snapshots"), {"first_sources": _fx_sources()}).fetchall()
+    return _parse_all(con, store, rows, catalog, progress)
+
+
+def parse_snapshots(
+    con: duckdb.DuckDBPyConnection, store: RawStore, snapshot_ids: list[str], catalog: Catalog | None = None
+) -> LoadReport:
+    """Parse and load these snapshots again, whatever their earlier parses gave (an imported snapshot whose
+    validity changed); each load replaces what the snapshot gave before."""
+    rows = con.execute(
+        sql("select_snapshots_to_parse"), {"snapshot_ids": list(snapshot_ids), "first_sources": _fx_sources()}
+    ).fetchall()
+    return _parse_all(con, store, rows, catalog, None)
+
+
+def _fx_sources() -> list[str]:
     # FX snapshots first, so that a non-USD price converts at a rate stored by the same run.
-    fx_sources = sorted(source_id for source_id, module in SOURCES.items() if module.KIND == FX)
-    for snapshot_id, sha256, source_id, url, provider, fetched_at in con.execute(
-        sql("select_unparsed_snapshots"), {"first_sources": fx_sources}
-    ).fetchall():
+    return sorted(source_id for source_id, module in SOURCES.items() if module.KIND == FX)
+
+
+def _parse_all(con, store: RawStore, rows: list[tuple], catalog: Catalog | None,
+               progress: Callable[[int, int], None] | None) -> LoadReport:
+    report = LoadReport()
+    for number, (snapshot_id, sha256, source_id, url, provider, fetched_at, valid_until) in enumerate(rows, start=1):
         ctx = ParseContext(
             source=source_id,
             observed_at=fetched_at.replace(tzinfo=timezone.utc),
             url=url,
             snapshot_id=snapshot_id,
             provider=provider,
+            valid_until=valid_until,
         )
         try:
             result = parse_body(get_source(source_id), store.get(sha256), ctx, catalog, fx=WarehouseFx(con))
@@ -207,8 +233,10 @@ def parse_pending(con: duckdb.DuckDBPyConnection, store: RawStore, catalog: Cata
             message = failure_text(exc)
             _record_parse(con, snapshot_id, "failed", 0, 0, message[:2000])
             report.failed[snapshot_id] = message
-            continue
-        report.loaded[snapshot_id] = (len(result.observations), len(result.rejections))
+        else:
+            report.loaded[snapshot_id] = (len(result.observations), len(result.rejections))
+        if progress is not None:
+            progress(number, len(rows))
     return report
 
 

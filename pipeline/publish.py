@@ -26,6 +26,9 @@ HEADER = (
     "fixing_date", "index_id", "revision", "status", "usd_per_gpu_hour", "usd_per_mtok", "n_providers",
     "n_observations", "p25_provider_value", "p75_provider_value", "min_provider_value", "max_provider_value",
     "methodology_version", "window_start_utc", "window_end_utc", "input_hash",
+    # Added with tsi import (an additive column, last, so that readers by position keep working): true when
+    # the fixing was computed after the fact from imported price records.
+    "backfill",
 )
 # A cell starting with one of these is run as a formula by spreadsheet programs (CSV injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")

@@ -35,10 +35,13 @@ SNAPSHOT_SCHEMA = {
     "content_type": pl.String,
     "byte_size": pl.Int64,
     "storage_path": pl.String,
+    "imported_at": pl.Datetime("us"),
+    "valid_days": pl.Int32,
+    "valid_until": pl.Date,
     "first_loaded_at": pl.Datetime("us"),
 }
 FIXING_FIELDS = ("status", "value", "n_providers", "n_observations", "window_start", "window_end", "window_hours",
-                 "carried_from", "p25", "p75", "min", "max", "mean", "input_hash")
+                 "carried_from", "p25", "p75", "min", "max", "mean", "input_hash", "backfill")
 CONSTITUENT_FIELDS = ("snapshot_id", "provider_value", "n_observations", "included", "exclusion_reason", "weight")
 
 
@@ -169,7 +172,7 @@ def _snapshots(con, published: list[dict], definitions: dict) -> pl.DataFrame:
     rows = con.execute(
         sql("select_raw_snapshots_between"),
         {"fetched_after": after, "fetched_until": until, "fx_sources": fx_sources,
-         "fx_after": after - timedelta(days=FX_LOOKBACK_DAYS)},
+         "fx_after": after - timedelta(days=FX_LOOKBACK_DAYS), "first_date": after.date()},
     ).fetchall()
     return pl.DataFrame(rows, schema=SNAPSHOT_SCHEMA, orient="row")
 
@@ -207,14 +210,14 @@ def _compare(row: dict, stored_constituents: dict, f: Fixing) -> list:
         "status": f.status, "value": f.value, "n_providers": f.n_providers, "n_observations": f.n_observations,
         "window_start": f.window_start.replace(tzinfo=None), "window_end": f.window_end.replace(tzinfo=None),
         "window_hours": f.window_hours, "carried_from": f.carried_from, "p25": f.p25, "p75": f.p75, "min": f.min,
-        "max": f.max, "mean": f.mean, "input_hash": f.input_hash,
+        "max": f.max, "mean": f.mean, "input_hash": f.input_hash, "backfill": f.backfill,
     }
     stored = {
         "status": row["status"], "value": row["value"], "n_providers": row["n_providers"],
         "n_observations": row["n_observations"], "window_start": row["window_start"], "window_end": row["window_end"],
         "window_hours": row["window_hours"], "carried_from": row["carried_from"], "p25": row["p25_provider_value"],
         "p75": row["p75_provider_value"], "min": row["min_provider_value"], "max": row["max_provider_value"],
-        "mean": row["mean_value"], "input_hash": row["input_hash"],
+        "mean": row["mean_value"], "input_hash": row["input_hash"], "backfill": row["backfill"],
     }
     key = (d.id, f.fixing_date)
     differences = []

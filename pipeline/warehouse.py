@@ -73,8 +73,10 @@ def connect(warehouse: Warehouse, *, read_only: bool = False) -> duckdb.DuckDBPy
 
 
 # Statements that fill what a migration adds from the rows already there, run in the migration's
-# transaction: a warehouse loaded before migration 007 gets the digests of all its observations.
-BACKFILLS = {"007_observation_digests.sql": "insert_observation_digests"}
+# transaction: a warehouse loaded before migration 007 gets the digests of all its observations. The
+# statement runs with the latest migration its columns need (009 added valid_until to the digests); on a
+# warehouse that already has its digests it adds nothing.
+BACKFILLS = {"009_imported_history.sql": "insert_observation_digests"}
 
 
 def migrate(con: duckdb.DuckDBPyConnection, folder: Path = MIGRATIONS_DIR) -> list[int]:

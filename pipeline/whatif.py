@@ -61,6 +61,7 @@ ENGINE_SCHEMA = {
     "observed_at": pl.Datetime("us"),
     "valid_from": pl.Date,
     "valid_to": pl.Date,
+    "valid_until": pl.Date,  # imported history only (migration 009); a CSV's rows count in their windows
 }
 
 
@@ -273,6 +274,7 @@ def engine_table(observations: list[CsvObservation]) -> pl.DataFrame:
                 "observed_at": o.observed_at,
                 "valid_from": None,
                 "valid_to": None,
+                "valid_until": None,
             }
         )
     return pl.DataFrame(records, schema=ENGINE_SCHEMA)

@@ -2,11 +2,16 @@
 -- the load's transaction), or with $snapshot_id null of every snapshot whose observations have none (the
 -- scratch tables of tsi fix --observations, the benchmark, a warehouse from before migration 007). A
 -- snapshot's digests are deleted with its observations when it is reloaded (delete_snapshot_digests.sql),
--- so this never leaves a stale digest behind.
-insert into observation_digests
+-- so this never leaves a stale digest behind. An imported snapshot's rows carry valid_until (migration 009):
+-- it is part of the group and, only then, of the first line hashed ("|until=YYYY-MM-DD" at its end), so that
+-- the digests of collected rows hash as they always did.
+insert into observation_digests (
+    snapshot_id, provider, source, observed_at, segment, instrument_kind, instrument, price_type, valid_from,
+    valid_to, valid_until, n_rows, capacity, lower_median, upper_median, n_prices, digest_sha256
+)
 select
     snapshot_id, provider, source, observed_at, segment, instrument_kind, instrument, price_type, valid_from,
-    valid_to,
+    valid_to, valid_until,
     count(*) as n_rows,
     sum(coalesce(gpu_count, 1))::decimal(38, 4) as capacity,
     quantile_disc(coalesce(usd_per_gpu_hour, usd_per_mtok), 0.5)::decimal(20, 10) as lower_median,
@@ -15,6 +20,7 @@ select
     sha256(
         snapshot_id || '|' || provider || '|' || instrument_kind || '|' || instrument || '|' || price_type || '|'
         || coalesce(strftime(valid_from, '%Y-%m-%d'), '') || '|' || coalesce(strftime(valid_to, '%Y-%m-%d'), '')
+        || coalesce('|until=' || strftime(valid_until, '%Y-%m-%d'), '')
         || chr(10)
         || array_to_string(list_sort(list(
             row_key || '|' || coalesce(region, '') || '|' || coalesce(gpu_count::varchar, '') || '|'
@@ -27,4 +33,4 @@ where case
     else snapshot_id in (select snapshot_id from observations except select snapshot_id from observation_digests)
 end
 group by snapshot_id, provider, source, observed_at, segment, instrument_kind, instrument, price_type, valid_from,
-         valid_to;
+         valid_to, valid_until;

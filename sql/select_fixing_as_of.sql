@@ -21,7 +21,8 @@ select
     mean_value,
     input_hash,
     revision_reason,
-    computed_at
+    computed_at,
+    coalesce(backfill, false) as backfill  -- null before migration 009: live
 from fixings
 where index_id = $index_id
   and fixing_date = $fixing_date

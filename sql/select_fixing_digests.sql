@@ -31,14 +31,32 @@ keyed_targets as (
 ),
 
 in_period as (
+    -- collected digests: those fetched inside the period's windows
     select d.*, s.series_id
     from observation_digests as d
     join series as s
         on  d.instrument_kind = s.instrument_kind
         and d.instrument = s.instrument
         and d.price_type = s.price_type
-    where d.observed_at > $window_floor
+    where d.valid_until is null
+      and d.observed_at > $window_floor
       and d.observed_at <= $window_ceiling
+),
+
+dated_in_period as (
+    -- imported digests (tsi import, migration 009), which count by date: from their first fixing date to
+    -- their last, cut to the period's dates. The first is the row's own valid_from where the source dates its
+    -- prices (llm-prices), else the first date whose fixing time is at or after the fetch; the last is the
+    -- row's own valid_to, at most valid_until (the next snapshot of the series, at most the import's N days).
+    select d.*, s.series_id, least(coalesce(d.valid_to, d.valid_until), d.valid_until) as last_date
+    from observation_digests as d
+    join series as s
+        on  d.instrument_kind = s.instrument_kind
+        and d.instrument = s.instrument
+        and d.price_type = s.price_type
+    where d.valid_until is not null
+      and d.valid_until >= $window_floor::date
+      and coalesce(d.valid_from, d.observed_at::date) <= $window_ceiling::date
 ),
 
 candidates as (
@@ -57,6 +75,23 @@ candidates as (
             interval 1 day
         ))::date as fixing_date
     from in_period as p
+    cross join shapes as h
+    union all by name
+    -- an imported digest: every date from its first to its last inside the period, in every window shape
+    -- (it counts by date, whatever the window)
+    select
+        p.* exclude (last_date),
+        h.shape_id,
+        unnest(range(
+            greatest(
+                coalesce(p.valid_from::timestamp,
+                         date_trunc('day', p.observed_at - to_minutes(h.fixing_minutes) - interval 1 microsecond)
+                         + interval 1 day),
+                $window_floor::date::timestamp),
+            least(p.last_date, $window_ceiling::date)::timestamp + interval 1 day,
+            interval 1 day
+        ))::date as fixing_date
+    from dated_in_period as p
     cross join shapes as h
 ),
 

@@ -21,7 +21,7 @@ needing_rows as (
 
 wanted as (
     select d.target_id, d.snapshot_id, d.provider, d.segment, d.instrument_kind, d.instrument, d.price_type,
-           d.valid_from, d.valid_to
+           d.valid_from, d.valid_to, d.valid_until
     from fixing_digests as d
     semi join needing_rows as n using (target_id, provider)
 )
@@ -48,5 +48,7 @@ join observations as o
     and o.price_type = w.price_type
     and coalesce(o.valid_from, date '0001-01-01') = coalesce(w.valid_from, date '0001-01-01')
     and coalesce(o.valid_to, date '0001-01-01') = coalesce(w.valid_to, date '0001-01-01')
-where o.observed_at > $window_floor
-  and o.observed_at <= $window_ceiling;
+    and coalesce(o.valid_until, date '0001-01-01') = coalesce(w.valid_until, date '0001-01-01')
+-- collected rows fetched in the period; imported ones (valid_until, migration 009) count by date
+where (o.valid_until is null and o.observed_at > $window_floor and o.observed_at <= $window_ceiling)
+   or o.valid_until >= $window_floor::date;

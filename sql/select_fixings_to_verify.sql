@@ -20,6 +20,7 @@ select
     f.mean_value,
     f.input_hash,
     f.loaded_through,
+    coalesce(f.backfill, false) as backfill,  -- null on fixings from before migration 009: none was
     d.definition_json
 from fixings as f
 join index_definitions as d using (index_id, methodology_version)

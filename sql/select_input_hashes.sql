@@ -3,7 +3,12 @@
 -- of select_fixing_digests.sql; README "Methodology", step 9): the sha256 of their digest_sha256 values,
 -- sorted in byte order and joined by line feeds. Each digest names its snapshot, provider, instrument, price
 -- type and validity and covers its rows, so this is a hash of every observation the fixing read.
-select d.target_id, sha256(array_to_string(list_sort(list(d.digest_sha256)), chr(10))) as input_hash
+-- backfill: the fixing read an imported body (tsi import; its digests have valid_until): it is computed after the
+-- fact from dated records, not live at its fixing time.
+select
+    d.target_id,
+    sha256(array_to_string(list_sort(list(d.digest_sha256)), chr(10))) as input_hash,
+    bool_or(d.valid_until is not null) as backfill
 from fixing_digests as d
 semi join hash_targets as h using (target_id)
 group by d.target_id;

@@ -19,7 +19,9 @@ with digest_legs as (
         sum(capacity) as capacity,  -- GPUs listed (rows without a GPU count weigh 1): capped_weight_median
         (min(lower_median) + min(upper_median)) * 0.5 as digest_median,  -- used when there is one digest
         min(n_prices) as digest_prices,
-        min(snapshot_id) as snapshot_id
+        min(snapshot_id) as snapshot_id,
+        max(observed_at) as observed_at,  -- the collection's fetch time (its bodies share it)
+        max(valid_until) as valid_until   -- an imported collection's last date (tsi import), else null
     from fixing_digests
     group by target_id, provider, price_type
 ),
@@ -125,6 +127,8 @@ combined as (
         min(v.value_rule) as value_rule,
         -- the least of its collection's bodies (several only for a paged API or a provider of two sources)
         min(v.snapshot_id) as snapshot_id,
+        max(v.observed_at) as observed_at,
+        max(v.valid_until) as valid_until,
         min(v.distinct_prices) as distinct_prices,  -- a blended price: the fewer of its two legs
         any_value(p.min_distinct_prices) as min_distinct_prices,
         any_value(p.price_type = 'blended') as blended,
@@ -147,6 +151,8 @@ select
     distinct_prices,
     value_rule,
     snapshot_id,
+    observed_at,
+    valid_until,
     case
         when not blended then single_value
         when both_legs then blended_value::decimal(38, 20)

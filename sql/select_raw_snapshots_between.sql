@@ -1,15 +1,18 @@
 -- The snapshots a recomputation of a period needs from the raw store: those fetched in
 -- ($fetched_after, $fetched_until], and those of the FX sources ($fx_sources) fetched in
 -- ($fx_after, $fetched_until] (a price converts at a rate published up to some days before), with the
--- time each was first loaded.
+-- time each was first loaded; and the imported snapshots (tsi import) that count by date on a date of
+-- $first_date or later, wherever their fetch time lies (a dated history may be fetched long after the dates
+-- it prices); $last_date is not a bound for them.
 select
     s.snapshot_id, s.sha256, s.source, s.url, s.provider, s.fetched_at, s.http_status, s.content_type, s.byte_size,
-    s.storage_path,
+    s.storage_path, s.imported_at, s.valid_days, s.valid_until,
     -- when the warehouse first loaded the body's observations (null: never): a fixing computed before that
     -- could not see them, so tsi verify leaves them out of its recomputation
     (select min(p.parsed_at) from snapshot_parses as p
      where p.snapshot_id = s.snapshot_id and p.outcome = 'loaded') as first_loaded_at
 from raw_snapshots as s
-where s.fetched_at <= $fetched_until
-  and (s.fetched_at > $fetched_after or (list_contains($fx_sources, s.source) and s.fetched_at > $fx_after))
+where (s.fetched_at <= $fetched_until
+       and (s.fetched_at > $fetched_after or (list_contains($fx_sources, s.source) and s.fetched_at > $fx_after)))
+   or s.valid_until >= $first_date
 order by s.fetched_at, s.snapshot_id;

@@ -256,7 +256,7 @@ def test_served_deployments_and_prefect_yaml_schedule_the_same_runs_in_utc():
     from flows.deployments import build_deployments
 
     served = {d.name: d for d in build_deployments("/srv/tsi")}
-    assert sorted(served) == ["backfill", "collect", "daily"]
+    assert sorted(served) == ["backfill", "collect", "daily", "import"]
     assert all(d.parameters == {"warehouse": "/srv/tsi"} for d in served.values())
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     declared = {d["name"]: d for d in spec["deployments"]}
