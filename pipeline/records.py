@@ -136,7 +136,8 @@ def read_decimal(value: object) -> Decimal | None:
         return None
     if isinstance(value, str):
         text = value.strip()
-        if not text or len(text) > MAX_NUMBER_CHARS or "_" in text:
+        # ASCII only: Decimal reads other scripts' digits too ("٠.٥" is 0.5), which no price list writes.
+        if not text or len(text) > MAX_NUMBER_CHARS or "_" in text or not text.isascii():
             return None
         try:
             number = Decimal(text)

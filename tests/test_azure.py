@@ -248,3 +248,93 @@ def test_demo_recordings_are_the_pages_a_collection_fetches(date):
     assert on_demand["H100-SXM"] == Decimal("12.29")  # 98.32 / 8
     assert on_demand["H200"] == Decimal("10.6")  # 84.8 / 8
     assert on_demand["A10"] == Decimal("2.724")  # NV6ads: 0.454 x 6 (NV36ads: 3.2 / 1 is the other A10 row)
+
+
+# ----------------------------------------------------------------------------------------- hostile pages (issue 10)
+
+H100_ITEM = ('{"currencyCode": "USD", "retailPrice": 98.32, "armRegionName": "eastus", "meterId": "m-1", '
+             '"meterName": "ND96isr H100 v5", "productName": "Virtual Machines NDsr H100 v5 Series", '
+             '"skuName": "ND96isr H100 v5", "serviceName": "Virtual Machines", "unitOfMeasure": "1 Hour", '
+             '"type": "Consumption", "armSkuName": "Standard_ND96isr_H100_v5"')
+A100_ITEM = ('{"currencyCode": "USD", "retailPrice": 3.673, "armRegionName": "eastus2", "meterId": "m-2", '
+             '"meterName": "NC24ads_A100_v4", "productName": "NCads A100 v4 Series Linux", "skuName": "NC24ads_A100_v4", '
+             '"serviceName": "Virtual Machines", "unitOfMeasure": "1 Hour", "type": "Consumption", '
+             '"armSkuName": "Standard_NC24ads_A100_v4"')
+
+
+def _page(*items: str, billing: str = '"USD"') -> bytes:
+    """A page as JSON text (each item without its closing brace, so that a test can add keys, even repeated ones)."""
+    return ('{"BillingCurrency": ' + billing + ', "Items": [' + ", ".join(i + "}" for i in items) + "]}").encode()
+
+
+def test_an_item_that_repeats_retail_price_with_two_values_is_refused_the_others_kept():
+    result = parse(_page(H100_ITEM + ', "retailPrice": 9.832', A100_ITEM))
+    [refused] = result.rejections
+    assert refused.reason == "duplicate_key" and "'retailPrice'" in refused.detail
+    # The A100 reads (3.673 / 1); nothing of the H100 (the old code took 9.832 / 8 = 1.229).
+    assert [(o.instrument, o.usd_price) for o in result.observations] == [("A100-80GB", Decimal("3.673"))]
+
+
+def test_the_same_item_twice_with_different_prices_is_refused_both_copies():
+    result = parse(_page(H100_ITEM, H100_ITEM.replace("98.32", "9.832"), A100_ITEM))
+    assert sorted(r.reason for r in result.rejections) == ["conflicting_duplicate"] * 2
+    assert [o.instrument for o in result.observations] == ["A100-80GB"]
+
+
+@pytest.mark.parametrize("price", ["1e20", "1E+400", "-98.32", '"98.32"', "null", "[98.32]", '{"value": 98.32}', "NaN"])
+def test_an_unreadable_retail_price_is_bad_price_not_an_exception(price):
+    result = parse(_page(H100_ITEM.replace('"retailPrice": 98.32', f'"retailPrice": {price}'), A100_ITEM))
+    assert [(r.row_key, r.reason) for r in result.rejections] == [("Standard_ND96isr_H100_v5|eastus|on_demand", "bad_price")]
+    assert len(result.observations) == 1
+
+
+def test_a_price_that_rounds_to_zero_per_gpu_hour_is_not_positive():
+    result = parse(_page(H100_ITEM.replace("98.32", "0.0000000001")))  # 1.25e-11 per GPU-hour: 0 at 10 places
+    assert [r.reason for r in result.rejections] == ["not_positive"] and not result.observations
+
+
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        (('"currencyCode": "USD", ', ""), "not_usd"),  # no currency at all
+        (('"currencyCode": "USD"', '"currencyCode": "EUR"'), "not_usd"),
+        (('"currencyCode": "USD"', '"currencyCode": ["USD"]'), "not_usd"),
+        (('"unitOfMeasure": "1 Hour"', '"unitOfMeasure": "100 Hours"'), "not_hourly"),
+        (('"unitOfMeasure": "1 Hour", ', ""), "not_hourly"),
+        (('"type": "Consumption"', '"type": "SavingsPlanConsumption"'), "unsupported_price_type"),
+        (('"type": "Consumption", ', ""), "unsupported_price_type"),
+    ],
+)
+def test_an_item_not_in_usd_per_hour_of_a_known_type_is_refused(change, reason):
+    item = H100_ITEM.replace(*change)
+    assert item != H100_ITEM
+    result = parse(_page(item, A100_ITEM))
+    assert [r.reason for r in result.rejections] == [reason] and len(result.observations) == 1
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (_page(H100_ITEM, billing='"EUR"'), "BillingCurrency is 'EUR'"),
+        (b'{"Items": [' + (H100_ITEM + "}").encode() + b'], "Items": [' + (A100_ITEM + "}").encode() + b"]}",
+         "repeats 'Items'"),
+        (b'{"Items": [{"retailPrice": 98.', "not JSON"),  # cut inside a number
+    ],
+)
+def test_hostile_pages_fail_with_one_line(body, message):
+    with pytest.raises(ParseError, match=message) as caught:
+        azure.parse(body, ctx())
+    assert "\n" not in str(caught.value)
+
+
+def test_fetch_refuses_a_page_that_repeats_next_page_link_with_two_values():
+    [request] = azure.requests()
+    body = (b'{"Items": [], "NextPageLink": "https://prices.azure.com/api/retail/prices?$skip=1000", '
+            b'"NextPageLink": "https://prices.azure.com/api/retail/prices?$skip=2000"}')
+    with httpx.Client(transport=_pages_transport({request.url: body}, [])) as client:
+        with pytest.raises(FetchError, match="repeats NextPageLink"):
+            azure.fetch(client, request, clock=lambda: WHEN)
+
+
+def test_the_body_cap_is_a_module_constant():
+    assert azure.MAX_BODY_BYTES == 16 * 1024 * 1024

@@ -116,6 +116,18 @@ def test_per_token_strings_become_usd_per_million_exactly(text, per_million):
         (None, "bad_price"),
         (True, "bad_price"),
         ({"value": "0.000001"}, "bad_price"),
+        # Issue 10: garbage magnitudes, spellings Decimal() would read, and other JSON types.
+        ("1e20", "bad_price"),
+        (D("1E+20"), "bad_price"),
+        (10**20, "bad_price"),
+        ("-0.000001", "bad_price"),  # negative, and not the "-1" marker: never read as 0.000001
+        ("-1.0", "variable_price"),
+        ("1_000", "bad_price"),
+        ("０.００００１", "bad_price"),  # full-width digits: Decimal() reads them, the API never writes them
+        ("٠.٠٠٠٠١", "bad_price"),  # Arabic-Indic digits
+        ("0." + "0" * 70 + "1", "bad_price"),  # longer than any price
+        (["0.000001"], "bad_price"),
+        (0.000001, "bad_price"),  # a float never reaches a price (load_json gives Decimal)
     ],
 )
 def test_unusable_prices_are_refused_with_their_reason(value, reason):
@@ -413,7 +425,7 @@ def test_fetch_goes_through_fetch_body_and_keeps_the_bytes():
 
 
 def test_fetch_refuses_a_body_over_the_cap(monkeypatch):
-    monkeypatch.setattr(openrouter_endpoints, "MAX_BYTES", 100)
+    monkeypatch.setattr(openrouter_endpoints, "MAX_BODY_BYTES", 100)
     transport = httpx.MockTransport(lambda request: httpx.Response(200, content=b"x" * 1000))
     with make_client(transport) as client, pytest.raises(FetchError, match="cap"):
         openrouter_endpoints.fetch(client, openrouter_endpoints.requests()[0])
@@ -613,3 +625,102 @@ def test_demo_prices_move_a_little_from_day_to_day(catalog):
     moved = {k for k in common if first[k] != last[k]}
     assert 5 <= len(moved) <= len(common) // 2  # some providers move, most do not
     assert all(Decimal("0.5") < last[k] / first[k] < Decimal("1.5") for k in moved)  # "a little"
+
+
+# --- hostile bodies (issue 10) -----------------------------------------------------------------------------
+
+GPT4O = '{"id": "openai/gpt-4o", "pricing": {"prompt": "0.0000025", "completion": "0.00001"'
+LLAMA = '{"id": "meta-llama/llama-3.3-70b-instruct", "pricing": {"prompt": "0.00000013", "completion": "0.00000039"'
+
+
+def _models(*entries: str) -> bytes:
+    """A models list as JSON text (each entry without its two closing braces, so that a test can add keys to its
+    pricing, even repeated ones)."""
+    return ('{"data": [' + ", ".join(e + "}}" for e in entries) + "]}").encode()
+
+
+def test_a_model_that_repeats_a_price_key_with_two_values_is_refused_the_others_kept(catalog):
+    result = parse_body(openrouter, _models(GPT4O + ', "prompt": "0.00000025"', LLAMA), models_ctx(), catalog=catalog)
+    assert rejection_pairs(result) == Counter({("openai/gpt-4o", "duplicate_key"): 1})
+    assert "pricing.prompt" in result.rejections[0].detail
+    # llama reads (0.13, 0.39); nothing of gpt-4o (the old code took 0.25 for its input).
+    assert {k: o.usd_price for k, o in by_key(result).items()} == {
+        "meta-llama/llama-3.3-70b-instruct|input": D("0.13"), "meta-llama/llama-3.3-70b-instruct|output": D("0.39")}
+
+
+def test_the_same_model_twice_with_different_prices_is_refused_not_resolved_by_position(catalog):
+    body = _models(GPT4O, GPT4O.replace('"0.0000025"', '"0.00000025"'), LLAMA)
+    result = parse_body(openrouter, body, models_ctx(), catalog=catalog)
+    assert rejection_pairs(result) == Counter({("openai/gpt-4o|input", "conflicting_duplicate"): 2,
+                                               ("openai/gpt-4o|output", "duplicate_row"): 1})
+    assert "openai/gpt-4o|input" not in by_key(result) and by_key(result)["openai/gpt-4o|output"].usd_price == D("10")
+
+
+def test_a_per_token_price_that_rounds_to_zero_per_million_is_not_positive(catalog):
+    # 1e-17 per token = 1e-11 per million: 0 at 10 places. The shared checks refuse it.
+    result = parse_body(openrouter, _models(LLAMA.replace('"0.00000013"', '"0.00000000000000001"')), models_ctx(),
+                        catalog=catalog)
+    assert rejection_pairs(result) == Counter({("meta-llama/llama-3.3-70b-instruct|input", "not_positive"): 1})
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (b'{"data": [' + (GPT4O + "}}").encode() + b'], "data": [' + (LLAMA + "}}").encode() + b"]}", "repeats 'data'"),
+        (b'{"data": [{"id": "openai/gpt-4o", "context_length": 128', "not JSON"),  # cut inside a number
+        (b'{"data": [' + b"[" * 5000 + b"]" * 5000 + b"]}", "not JSON"),  # too deep for the decoder
+    ],
+)
+def test_hostile_models_bodies_fail_with_one_line(catalog, raw, message):
+    with pytest.raises(ParseError, match=message) as caught:
+        parse_models(raw, catalog)
+    assert "\n" not in str(caught.value)
+
+
+LLAMA_ENDPOINT = ('{"provider_name": "DeepInfra", "tag": "deepinfra/turbo", '
+                  '"pricing": {"prompt": "0.00000013", "completion": "0.00000039"')
+GROQ_ENDPOINT = '{"provider_name": "Groq", "tag": "groq", "pricing": {"prompt": "0.00000059", "completion": "0.00000079"'
+
+
+def _endpoints(*endpoints: str, model_id: str = "meta-llama/llama-3.3-70b-instruct") -> bytes:
+    return ('{"data": {"id": "' + model_id + '", "endpoints": [' + ", ".join(e + "}}" for e in endpoints) + "]}}").encode()
+
+
+def test_an_endpoint_that_repeats_a_price_key_with_two_values_is_refused_the_others_kept(catalog):
+    m = "meta-llama/llama-3.3-70b-instruct"
+    body = _endpoints(LLAMA_ENDPOINT + ', "completion": "0.000000039"', GROQ_ENDPOINT)
+    result = parse_body(openrouter_endpoints, body, endpoints_ctx(), catalog=catalog)
+    assert rejection_pairs(result) == Counter({(f"{m}|deepinfra|deepinfra/turbo|*", "duplicate_key"): 1})
+    assert {k: o.usd_price for k, o in by_key(result).items()} == {
+        f"{m}|groq|groq|input": D("0.59"), f"{m}|groq|groq|output": D("0.79")}
+
+
+def test_the_same_endpoint_twice_with_different_prices_is_refused_both_copies(catalog):
+    m = "meta-llama/llama-3.3-70b-instruct"
+    body = _endpoints(GROQ_ENDPOINT, GROQ_ENDPOINT.replace('"0.00000059"', '"0.000000059"'), LLAMA_ENDPOINT)
+    result = parse_body(openrouter_endpoints, body, endpoints_ctx(), catalog=catalog)
+    assert rejection_pairs(result) == Counter({(f"{m}|groq|groq|input", "conflicting_duplicate"): 2,
+                                               (f"{m}|groq|groq|output", "duplicate_row"): 1})
+    assert f"{m}|groq|groq|input" not in by_key(result)
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (b'{"data": {"id": "a/b", "endpoints": [' + (GROQ_ENDPOINT + "}}").encode() + b']}, "data": {"id": "a/c"}}',
+         "repeats 'data'"),
+        (b'{"data": {"id": "meta-llama/llama-3.3-70b-instruct", "id": "deepseek/deepseek-r1", "endpoints": ['
+         + (GROQ_ENDPOINT + "}}").encode() + b"]}}", "repeats 'id'"),
+        (b'{"data": {"id": "meta-llama/llama-3.3-70b-instruct", "endpoints": [' + (GROQ_ENDPOINT + "}}").encode()
+         + b'], "endpoints": [' + (LLAMA_ENDPOINT + "}}").encode() + b"]}}", "repeats 'endpoints'"),
+        (b'{"data": {"id": "meta-llama/llama-3.3-70b-instruct", "endpoints": [{"context_length": 1310', "not JSON"),
+    ],
+)
+def test_hostile_endpoints_bodies_fail_with_one_line(catalog, raw, message):
+    with pytest.raises(ParseError, match=message) as caught:
+        parse_endpoints(raw, catalog)
+    assert "\n" not in str(caught.value)
+
+
+def test_the_body_caps_are_module_constants():
+    assert openrouter.MAX_BODY_BYTES == 32 * 1024 * 1024 and openrouter_endpoints.MAX_BODY_BYTES == 4 * 1024 * 1024

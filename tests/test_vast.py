@@ -175,3 +175,100 @@ def test_demo_recording_matches_the_request_and_parses_cleanly(date):
     on_demand = {o.instrument for o in result.observations if o.price_type == ON_DEMAND}
     assert {"H100-SXM", "H200", "A100-80GB", "L40S", "RTX4090"} <= on_demand
     assert {o.provider for o in result.observations} == {"vast"}
+
+
+# ----------------------------------------------------------------------------------------- hostile offers (issue 10)
+
+
+def _offer(offer_id: int = 1, gpu: str = "H100 SXM", num_gpus: str = "8", dph: str = "16.0", bid: str = "8.0",
+           extra: str = "") -> str:
+    """One offer as JSON text, so that a test can repeat a key (a dict cannot)."""
+    return (f'{{"id": {offer_id}, "gpu_name": "{gpu}", "num_gpus": {num_gpus}, "gpu_ram": 81559, '
+            f'"dph_total": {dph}, "min_bid": {bid}, "rentable": true{extra}}}')
+
+
+def _offers(*offers: str) -> bytes:
+    return ('{"offers": [' + ", ".join(offers) + "]}").encode()
+
+
+def test_an_offer_that_repeats_dph_total_with_two_values_is_refused_the_others_kept():
+    result = parse(_offers(_offer(1, extra=', "dph_total": 1.6'), _offer(2)))
+    [refused] = result.rejections
+    assert (refused.row_key, refused.reason) == ("1|*", "duplicate_key")
+    assert "'dph_total'" in refused.detail
+    # Offer 2 reads: 16.0 / 8 = 2, 8.0 / 8 = 1; nothing of offer 1 (the old code took 1.6 / 8 = 0.2).
+    assert {o.row_key: o.usd_price for o in result.observations} == {"2|on_demand": Decimal(2), "2|spot": Decimal(1)}
+
+
+def test_a_key_repeated_with_the_same_value_is_harmless():
+    result = parse(_offers(_offer(1, extra=', "num_gpus": 8')))
+    assert result.rejections == [] and len(result.observations) == 2
+
+
+def test_a_conflict_deep_inside_an_offer_refuses_it_and_an_unreadable_id_is_named_by_position():
+    result = parse(_offers(_offer(1, extra=', "search": {"totalHour": 16.0, "totalHour": 1.6}'),
+                           '{"id": 3, "id": 4, "gpu_name": "H100 SXM", "num_gpus": 8, "dph_total": 16.0}'))
+    assert {(r.row_key, r.reason) for r in result.rejections} == {("1|*", "duplicate_key"), ("offer #2|*", "duplicate_key")}
+    assert "search.totalHour" in result.rejections[0].detail and not result.observations
+
+
+def test_the_same_offer_id_twice_with_different_prices_is_refused_not_resolved_by_position():
+    result = parse(_offers(_offer(1, dph="16.0"), _offer(1, dph="1.6")))
+    reasons = sorted((r.row_key, r.reason) for r in result.rejections)
+    assert reasons == [("1|on_demand", "conflicting_duplicate")] * 2 + [("1|spot", "duplicate_row")]
+    assert [(o.row_key, o.usd_price) for o in result.observations] == [("1|spot", Decimal(1))]  # both copies agree
+
+
+@pytest.mark.parametrize("num_gpus", ["0.5", "100000000", "65", "0", "-8", '"8"', "true", "null", '{"n": 8}', "1e20", "NaN"])
+def test_num_gpus_must_be_a_whole_count_from_1_to_64(num_gpus):
+    result = parse(_offers(_offer(1, num_gpus=num_gpus)))
+    assert [(r.row_key, r.reason) for r in result.rejections] == [("1|*", "bad_gpu_count")]
+    assert result.observations == []
+
+
+@pytest.mark.parametrize("num_gpus, per_gpu", [("64", "0.25"), ("8.0", "2"), ("1", "16")])
+def test_whole_counts_up_to_64_read(num_gpus, per_gpu):
+    obs = by_key(parse(_offers(_offer(1, num_gpus=num_gpus))))
+    assert obs["1|on_demand"].usd_price == Decimal(per_gpu)  # 16.0 / num_gpus
+    assert vast.MAX_NUM_GPUS == 64
+
+
+@pytest.mark.parametrize("dph", ["1e20", "-1E+400", "1E+400", '{"amount": 16}', "[16.0]", "null", '"16.0"', "NaN", "-16"])
+def test_an_unreadable_on_demand_price_is_bad_price_and_the_spot_price_stays(dph):
+    result = parse(_offers(_offer(1, dph=dph)))
+    assert [(r.row_key, r.reason) for r in result.rejections] == [("1|on_demand", "bad_price")]
+    assert [(o.row_key, o.usd_price) for o in result.observations] == [("1|spot", Decimal(1))]
+
+
+def test_a_price_that_rounds_to_zero_is_not_positive():
+    # 1e-10 / 8 and 1e-11 / 8 round to 0 at 10 places: passed on, and refused by the shared checks.
+    result = parse(_offers(_offer(1, dph="0.0000000001", bid="0.00000000001")))
+    assert sorted((r.row_key, r.reason) for r in result.rejections) == [
+        ("1|on_demand", "not_positive"), ("1|spot", "not_positive")]
+
+
+@pytest.mark.parametrize("memory", ["NaN", "1e20", '"81559"', "[81559]"])
+def test_an_unreadable_gpu_ram_is_no_memory_not_a_crash(memory):
+    # H100 SXM needs no memory size to resolve; the old code raised InvalidOperation on NaN <= 0.
+    result = parse(_offers(_offer(1).replace('"gpu_ram": 81559', f'"gpu_ram": {memory}')))
+    assert result.rejections == []
+    assert by_key(result)["1|on_demand"].usd_price == Decimal(2) and "gpu_memory_mib" not in result.observations[0].attributes
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b'{"offers": [' + _offer(1).encode() + b'], "offers": [' + _offer(2).encode() + b"]}", "repeats 'offers'"),
+        (_offers(_offer(1))[:-20], "not JSON"),  # cut inside the body
+        (b'{"offers": [{"id": 1, "dph_total": 2.', "not JSON"),  # cut inside a number
+        (b'{"offers": [' + b"[" * 5000 + b"]" * 5000 + b"]}", "not JSON"),  # too deep for the decoder
+    ],
+)
+def test_hostile_bodies_fail_with_one_line(body, message):
+    with pytest.raises(ParseError, match=message) as caught:
+        vast.parse(body, ctx())
+    assert "\n" not in str(caught.value)
+
+
+def test_the_body_cap_is_a_module_constant():
+    assert vast.MAX_BODY_BYTES == 32 * 1024 * 1024

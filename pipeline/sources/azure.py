@@ -23,6 +23,25 @@ What an item says, and what this parser does with it:
   (`low_priority`: the retired Batch/scale-set tier, neither on-demand nor spot), a unit other than "1 Hour"
   (`not_hourly`), another currency (`not_usd`), an unknown price type or term (`unsupported_price_type`), and a price
   that is not a non-negative number (`bad_price`).
+
+Hostile or broken pages (issue 10). A page is read into observations and rejections, or refused as a whole with one
+ParseError (not JSON, cut short, no `Items` list, `Items` repeated with different values, a `BillingCurrency` other than
+USD); the parser never raises anything else.
+
+- Every number is read with records.read_decimal: `retailPrice` must be a JSON number, not negative, of magnitude at
+  most 1e9; a string, an object, a list, null, NaN or 1e20 is `bad_price`. A price that rounds to 0.0000000000 per
+  GPU-hour is passed on and refused by the shared checks as `not_positive`.
+- `currencyCode` must be exactly USD (a missing one is `not_usd` too), `unitOfMeasure` exactly "1 Hour" (else
+  `not_hourly`), `type` Consumption or Reservation (DevTestConsumption is `dev_test`, anything else, or none,
+  `unsupported_price_type`).
+- An item that repeats a key with different values anywhere inside it (`"retailPrice": 98.32, "retailPrice": 9.832`)
+  is refused as a whole, `duplicate_key`, naming the keys. The row key is the size, region and price type, so the same
+  price given twice collides: the shared checks refuse every copy when they differ (`conflicting_duplicate`) and keep
+  one when they are identical (`duplicate_row`).
+
+Rejection reasons: `malformed_item`, `duplicate_key`, `not_a_gpu_vm`, `unknown_instrument`, `windows`, `dev_test`,
+`low_priority`, `not_hourly`, `not_usd`, `unsupported_price_type`, `bad_price`; the shared checks add `not_positive`,
+`outside_sanity_band`, `duplicate_row`, `conflicting_duplicate`.
 """
 from __future__ import annotations
 
@@ -31,7 +50,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -48,11 +67,20 @@ from pipeline.records import (
     Observation,
     ParseContext,
     ParseResult,
+    ParseError,
     Rejection,
     quantize_usd,
+    read_decimal,
 )
 from pipeline.sources import FetchRequest
-from pipeline.sources.jsonbody import json_records, load_json
+from pipeline.sources.jsonbody import (
+    DUPLICATE_KEY,
+    Conflict,
+    conflict_detail,
+    conflicting_keys,
+    json_records,
+    load_json,
+)
 
 SOURCE_ID = "azure"
 KIND = GPU
@@ -73,6 +101,8 @@ GPU_FAMILY = re.compile(r"^Standard_N[CDGV]", re.I)
 # A page is 1000 items at most; the GPU sizes of every region and price type are a few thousand. 200 pages is far more
 # than any real answer and stops a server that keeps sending new NextPageLinks.
 MAX_PAGES = 200
+# A page of 1000 items is about 0.7 MB; 16 MiB refuses a runaway body (the fetch applies it; a caller reading a file
+# may apply it too).
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
@@ -146,9 +176,15 @@ def _next_page_link(body: bytes, current: str) -> str | None:
     """The only thing fetch reads from a body. A body that is not the expected JSON ends the paging; the parse step
     then fails on it loudly."""
     try:
-        link = json.loads(body).get("NextPageLink")
-    except (ValueError, AttributeError):
+        page = load_json(body, "Azure Retail Prices")
+    except ParseError:
         return None
+    if not isinstance(page, dict):
+        return None
+    link = page.get("NextPageLink")
+    if isinstance(link, Conflict):
+        raise FetchError(current, "the page repeats NextPageLink with different values: which page follows is unknown",
+                         transient=False)
     if not link:
         return None
     if not isinstance(link, str) or urlsplit(link).hostname != urlsplit(PRICES_URL).hostname:
@@ -179,7 +215,13 @@ def parse(raw: bytes, ctx: ParseContext, catalog: Catalog | None = None, skus: d
 
 def _read_items(raw: bytes) -> list:
     # Nothing at all is a failed query (an error page, a changed API), not an empty market.
-    return json_records(load_json(raw, "Azure Retail Prices"), "Azure Retail Prices", "Items", "items")
+    body = load_json(raw, "Azure Retail Prices")
+    if isinstance(body, dict) and "BillingCurrency" in body and body["BillingCurrency"] != "USD":
+        # The page says it is billed in another currency (or says two): none of its prices is in USD as asked.
+        shown = body["BillingCurrency"]
+        shown = f"{len(shown.values)} different values" if isinstance(shown, Conflict) else repr(shown)[:40]
+        raise ParseError(f"Azure Retail Prices: BillingCurrency is {shown}, not USD; the collection asks for USD")
+    return json_records(body, "Azure Retail Prices", "Items", "items")
 
 
 def _text(item: dict, key: str) -> str:
@@ -189,7 +231,8 @@ def _text(item: dict, key: str) -> str:
 
 def _parse_item(number: int, item: object, provider: str, skus: dict[str, GpuSku], result: ParseResult) -> None:
     if not isinstance(item, dict):
-        result.rejections.append(Rejection.of(f"item #{number}|*", "malformed_item", "item is not a JSON object", item))
+        result.rejections.append(
+            Rejection.of(f"item #{number}|*", "malformed_item", "item is not a JSON object", _excerpt(item)))
         return
     sku_name, region = _text(item, "armSkuName"), _text(item, "armRegionName")
     meter, product, kind = _text(item, "meterName"), _text(item, "productName"), _text(item, "type")
@@ -200,8 +243,13 @@ def _parse_item(number: int, item: object, provider: str, skus: dict[str, GpuSku
         # items; many non-GPU items share an empty armSkuName).
         key = (f"{base_key}|{price_type}" if price_type != "*"
                else f"{base_key}|{kind}|{_text(item, 'meterId') or number}|*")
-        result.rejections.append(Rejection.of(key, reason, detail, item))
+        result.rejections.append(Rejection.of(key, reason, detail, _excerpt(item)))
 
+    conflicts = conflicting_keys(item)
+    if conflicts:
+        # Before anything else: an item that says two things of one key cannot say which one holds.
+        reject(DUPLICATE_KEY, conflict_detail(conflicts))
+        return
     service = _text(item, "serviceName")
     if service != "Virtual Machines":
         reject("not_a_gpu_vm", f"service {service!r} is not Virtual Machines")
@@ -224,11 +272,12 @@ def _parse_item(number: int, item: object, provider: str, skus: dict[str, GpuSku
         return
     unit = _text(item, "unitOfMeasure")
     if unit != "1 Hour":
-        reject("not_hourly", f"unit of measure {unit!r} is not '1 Hour'")
+        reject("not_hourly", f"unit of measure {_show(item.get('unitOfMeasure'))} is not '1 Hour'")
         return
     currency = _text(item, "currencyCode")
     if currency != "USD":
-        reject("not_usd", f"currency {currency!r}: the collection asks for USD")
+        # A missing currencyCode is refused too: a price of unknown currency is not a USD price.
+        reject("not_usd", f"currency {_show(item.get('currencyCode'))}: the collection asks for USD")
         return
 
     hours = 1
@@ -243,12 +292,13 @@ def _parse_item(number: int, item: object, provider: str, skus: dict[str, GpuSku
         price_type, hours = TERMS[term]
         unit_name = f"instance_{price_type.split('_')[1]}_term"  # instance_1y_term: the whole term, paid for one VM
     else:
-        reject("unsupported_price_type", f"price type {kind!r} is neither Consumption nor Reservation")
+        reject("unsupported_price_type", f"price type {_show(item.get('type'))} is neither Consumption nor Reservation")
         return
 
     price = _decimal(item.get("retailPrice"))
     if price is None or price < 0:
-        reject("bad_price", f"retailPrice {item.get('retailPrice')!r} is not a non-negative number", price_type)
+        reject("bad_price", f"retailPrice {_show(item.get('retailPrice'))} is not a non-negative number of at most 1e9",
+               price_type)
         return
 
     attributes = {
@@ -286,10 +336,31 @@ def _parse_item(number: int, item: object, provider: str, skus: dict[str, GpuSku
 
 
 def _decimal(value: object) -> Decimal | None:
+    """A JSON number (never a string, a bool, an object or a Conflict) as its exact Decimal; None when it is not one or
+    not a finite number of magnitude at most 1e9 (records.read_decimal)."""
     if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
         return None
-    try:
-        number = Decimal(value)
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None
+    return read_decimal(value)
+
+
+def _show(value: object) -> str:
+    """A value for a rejection's detail: short, and a nested value named by its type."""
+    if isinstance(value, Decimal):
+        text = str(value)
+    elif isinstance(value, Conflict):
+        text = f"<{len(value.values)} values>"
+    elif isinstance(value, (dict, list)):
+        text = f"<{type(value).__name__}>"
+    else:
+        text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _excerpt(item: object) -> str:
+    """The item as compact JSON for the rejection (capped by Rejection.of), its nested values named by their type: an
+    Azure item is flat, and a hostile depth must not exhaust the encoder."""
+    if not isinstance(item, dict):
+        return item if isinstance(item, str) else _show(item)
+    flat = {key: value if value is None or isinstance(value, (str, int, Decimal)) else _show(value)
+            for key, value in item.items()}
+    return json.dumps(flat, sort_keys=True, default=str)

@@ -11,6 +11,20 @@ The per-token rules live here once and `openrouter_endpoints` imports them:
   - an id ending `:free` is a free variant, rejected as a whole;
   - other `:variant` suffixes (`:thinking`, `:extended`, `:nitro`, `:exacto`, ...) run the same weights, so the
     canonical model is looked up without the suffix, but the suffix stays in the row key and the attributes.
+
+Hostile or broken bodies (issue 10). A body is read into observations and rejections, or refused as a whole with
+one ParseError (not JSON, cut short, no list of models, `data` repeated with different values); the parser never
+raises anything else.
+  - Every price is read with records.read_decimal: a string or JSON number of magnitude at most 1e9 per token
+    (ASCII digits only). An object, a list, null, a bool, NaN, "1e20", "1_000" or "０.０１" is `bad_price`; so is any
+    negative price but the documented "-1" marker ("-0.000001" is bad_price, never read as 0.000001). A positive
+    price that rounds to 0.0000000000 per million tokens (below 5e-17 per token) is passed on, and the shared
+    checks refuse it as `not_positive`.
+  - A model (or an endpoint) that repeats a key with different values anywhere inside it (two `prompt`s in
+    `pricing`, two `id`s) is refused as a whole, `duplicate_key`, naming the keys. The same model id given twice
+    collides on its row key (`<id>|<price type>`): the shared checks refuse every copy of a price that differs
+    (`conflicting_duplicate`) and keep one copy of an identical one (`duplicate_row`).
+  - Attributes keep only scalar values (never a nested object).
 """
 from __future__ import annotations
 
@@ -36,9 +50,10 @@ from pipeline.records import (
     ParseResult,
     Rejection,
     quantize_usd,
+    read_decimal,
 )
 from pipeline.sources import FetchRequest
-from pipeline.sources.jsonbody import load_json
+from pipeline.sources.jsonbody import DUPLICATE_KEY, Conflict, conflict_detail, conflicting_keys, load_json
 
 SOURCE_ID = "openrouter"
 KIND = TOKEN
@@ -46,8 +61,10 @@ DESCRIPTION = "OpenRouter models list: headline USD-per-token prices of every li
 
 PROVIDER = "openrouter"
 MODELS_URL = "https://openrouter.ai/api/v1/models"
-# The full list is about 0.6 MB today; the cap only stops a runaway or hostile body.
-MAX_BYTES = 32 * 1024 * 1024
+# The full list is about 0.6 MB today; the cap only stops a runaway or hostile body (the fetch applies it; a caller
+# reading a file may apply it too).
+MAX_BODY_BYTES = 32 * 1024 * 1024
+MAX_BYTES = MAX_BODY_BYTES  # the former name
 
 CURRENCY = "USD"
 UNIT = "token"
@@ -68,9 +85,10 @@ FREE_SUFFIX = ":free"
 REJECTION_REASONS: dict[str, str] = {
     "free_listing": "price is 0 or the id is a ':free' variant: not a market price",
     "variable_price": "price is -1: OpenRouter routes to a model chosen per request, the price is not fixed",
-    "bad_price": "price missing, not a decimal number, negative, or too large to represent",
+    "bad_price": "price missing, not a decimal number, negative (other than -1), or beyond 1e9",
     "unknown_instrument": "model id not in pipeline/catalog/model_aliases.csv",
     "malformed_entry": "an entry of the list is not an object with the fields a price needs",
+    DUPLICATE_KEY: "the entry repeats a key with different values (e.g. two 'prompt' prices): none is taken",
 }
 
 
@@ -80,7 +98,7 @@ def requests() -> list[FetchRequest]:
 
 
 def fetch(client: httpx.Client, request: FetchRequest, clock: Callable[[], datetime] = utc_now) -> FetchedBody:
-    return fetch_body(client, request.url, max_bytes=MAX_BYTES, clock=clock)
+    return fetch_body(client, request.url, max_bytes=MAX_BODY_BYTES, clock=clock)
 
 
 def context_for_file(path: str | Path, observed_at: datetime) -> ParseContext:
@@ -101,21 +119,54 @@ class PriceRejected(Exception):
 
 def read_price(value: object) -> Decimal:
     """A per-token price from the API as an exact Decimal, or PriceRejected saying why it cannot be used."""
+    shown = show_value(value)
     if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
-        raise PriceRejected("bad_price", f"price {value!r} is not a decimal string")
-    try:
-        price = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
-    except InvalidOperation:
-        raise PriceRejected("bad_price", f"price {value!r} is not a decimal number") from None
-    if not price.is_finite():
-        raise PriceRejected("bad_price", f"price {value!r} is not a finite number")
+        raise PriceRejected("bad_price", f"price {shown} is not a decimal string")
+    if isinstance(value, str) and not value.isascii():
+        # Decimal() reads any Unicode digit ("０.０１", "٠٫٢"); the API writes ASCII, anything else is not its price.
+        raise PriceRejected("bad_price", f"price {shown} is not a decimal number in ASCII digits")
+    price = read_decimal(value)
+    if price is None:
+        raise PriceRejected("bad_price", f"price {shown} is not a finite decimal number of at most 1e9")
     if price == 0:
-        raise PriceRejected("free_listing", f"price {value!r} is zero")
+        raise PriceRejected("free_listing", f"price {shown} is zero")
     if price == -1:
-        raise PriceRejected("variable_price", f"price {value!r} means the price varies per request")
+        raise PriceRejected("variable_price", f"price {shown} means the price varies per request")
     if price < 0:
-        raise PriceRejected("bad_price", f"price {value!r} is negative")
+        raise PriceRejected("bad_price", f"price {shown} is negative")
     return price
+
+
+def show_value(value: object) -> str:
+    """A value for a rejection's detail: short, a nested value named by its type."""
+    if isinstance(value, Conflict):
+        text = f"<{len(value.values)} values>"
+    elif isinstance(value, (dict, list)):
+        text = f"<{type(value).__name__}>"
+    elif isinstance(value, Decimal):
+        text = str(value)
+    else:
+        text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def scalar(value: object) -> object:
+    """A value fit for the attributes and excerpts: itself when a string, number, bool or null; else its type named
+    (a hostile depth must not reach the JSON encoder)."""
+    return value if value is None or isinstance(value, (str, int, Decimal)) else show_value(value)
+
+
+def pricing_excerpt(pricing: object) -> object:
+    """`pricing` for an excerpt: one level of an object (the prices), anything deeper named by its type."""
+    if isinstance(pricing, dict):
+        return {key: scalar(value) for key, value in pricing.items()}
+    return scalar(pricing)
+
+
+def duplicate_key_rejection(row_key: str, record: object, excerpt: str) -> Rejection | None:
+    """The duplicate_key rejection of a record that repeats a key with different values anywhere inside it."""
+    keys = conflicting_keys(record)
+    return Rejection.of(row_key, DUPLICATE_KEY, conflict_detail(keys), excerpt) if keys else None
 
 
 def usd_per_million(per_token: Decimal) -> Decimal:
@@ -162,7 +213,8 @@ def read_prices(pricing: object, row_key_prefix: str, excerpt: str) -> tuple[lis
     `prompt` and `completion` are always expected; `input_cache_read` is read only when present.
     """
     if not isinstance(pricing, dict):
-        return [], [Rejection.of(row_key_prefix, "bad_price", f"pricing is {type(pricing).__name__}, not an object", excerpt)]
+        what = "several values" if isinstance(pricing, Conflict) else type(pricing).__name__
+        return [], [Rejection.of(row_key_prefix, "bad_price", f"pricing is {what}, not an object", excerpt)]
     prices: list[Price] = []
     rejections: list[Rejection] = []
     for key, price_type in PRICE_FIELDS:
@@ -229,6 +281,9 @@ def _model_entries(body: object) -> list:
         if "data" not in body:
             raise ParseError(f"OpenRouter models list: object without 'data' (keys: {sorted(body)[:10]})")
         body = body["data"]
+        if isinstance(body, Conflict):
+            raise ParseError("OpenRouter models list: the body repeats 'data' with different values; "
+                             "it cannot say which list holds")
     if not isinstance(body, list):
         raise ParseError(f"OpenRouter models list: expected a list of models, got {type(body).__name__}")
     if not body:
@@ -246,13 +301,21 @@ def _model_entries(body: object) -> list:
 
 
 def _parse_model(entry: object, position: int, catalog: Catalog, result: ParseResult) -> None:
-    if not isinstance(entry, dict) or not isinstance(entry.get("id"), str) or not entry["id"].strip():
-        result.rejections.append(
-            Rejection.of(f"#{position}", "malformed_entry", "entry has no string 'id'", compact_json(entry))
+    readable_id = isinstance(entry, dict) and isinstance(entry.get("id"), str) and bool(entry["id"].strip())
+    if isinstance(entry, dict):
+        model_id = entry["id"].strip() if readable_id else None
+        excerpt = compact_json(
+            {"id": model_id or scalar(entry.get("id")), "pricing": pricing_excerpt(entry.get("pricing"))}
         )
+        # Before anything else: a model that says two things of one key cannot say which one holds.
+        duplicate = duplicate_key_rejection(model_id or f"#{position}", entry, excerpt)
+        if duplicate is not None:
+            result.rejections.append(duplicate)
+            return
+    if not readable_id:
+        shown = compact_json({"id": scalar(entry.get("id"))}) if isinstance(entry, dict) else show_value(entry)
+        result.rejections.append(Rejection.of(f"#{position}", "malformed_entry", "entry has no string 'id'", shown))
         return
-    model_id = entry["id"].strip()
-    excerpt = compact_json({"id": model_id, "pricing": entry.get("pricing")})
     if model_id.endswith(FREE_SUFFIX):
         result.rejections.append(free_variant_rejection(model_id, excerpt))
         return
@@ -289,5 +352,5 @@ def _model_attributes(entry: dict, model_id: str) -> dict:
         "max_completion_tokens": top.get("max_completion_tokens"),
         "variant": split_variant(model_id)[1],
     }
-    return {key: value for key, value in attributes.items() if value is not None}
+    return {key: value for key, value in attributes.items() if isinstance(value, (str, int, Decimal))}
 

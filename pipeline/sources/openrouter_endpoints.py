@@ -15,11 +15,26 @@ provider id of `provider_name` in pipeline/catalog/provider_aliases.csv (shared 
 llm-prices sources: "Amazon Bedrock" -> "bedrock", "Google" -> "vertex-ai"), else a lowercase slug of it
 ("DeepInfra" -> "deepinfra"); one provider may list several endpoints (e.g. two quantizations), told apart by
 `tag` in the row key.
+
+Hostile or broken bodies (issue 10), by the models list's rules (see `openrouter`): every price read with
+records.read_decimal, so that 1e20, an object, null or a negative price other than "-1" is `bad_price` and a
+price that rounds to zero per million is `not_positive` (shared checks). An endpoint that repeats a key with
+different values anywhere inside it (two `prompt`s in its `pricing`) is refused as a whole, `duplicate_key`,
+naming the keys; the others are read. The row key is model id, provider, tag and price type, so the same
+endpoint listed twice collides: the shared checks refuse every copy of a price that differs
+(`conflicting_duplicate`) and keep one copy of an identical one (`duplicate_row`). The body as a whole is refused
+(ParseError) when it is not JSON or is cut short, and when `data`, the model's `id` or its `endpoints` are
+repeated with different values: which model or which list holds cannot be known.
+
+Rejection reasons: `malformed_entry`, `duplicate_key`, `free_listing`, `variable_price`, `bad_price`,
+`unknown_instrument`; the shared checks add `not_positive`, `outside_sanity_band`, `duplicate_row`,
+`conflicting_duplicate`.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -29,13 +44,17 @@ from pipeline.catalog import provider_ids
 from pipeline.http import FetchedBody, fetch_body, utc_now
 from pipeline.records import TOKEN, ParseContext, ParseError, ParseResult, Rejection
 from pipeline.sources import FetchRequest
-from pipeline.sources.jsonbody import load_json
+from pipeline.sources.jsonbody import Conflict, load_json
 from pipeline.sources.openrouter import (
     FREE_SUFFIX,
     compact_json,
+    duplicate_key_rejection,
     free_variant_rejection,
+    pricing_excerpt,
     read_prices,
     resolve,
+    scalar,
+    show_value,
     split_variant,
     token_observation,
     unknown_model_rejection,
@@ -46,8 +65,10 @@ KIND = TOKEN
 DESCRIPTION = "OpenRouter endpoints of selected open-weight models: USD-per-token prices of each serving provider"
 
 API_BASE = "https://openrouter.ai/api/v1/models"
-# One model's endpoints are a few kB; the cap only stops a runaway or hostile body.
-MAX_BYTES = 4 * 1024 * 1024
+# One model's endpoints are a few kB; the cap only stops a runaway or hostile body (the fetch applies it; a caller
+# reading a file may apply it too).
+MAX_BODY_BYTES = 4 * 1024 * 1024
+MAX_BYTES = MAX_BODY_BYTES  # the former name
 
 # Open-weight models that many independent providers serve, so that their per-model index has enough
 # providers (DESIGN.md 4.5 asks for at least 3). OpenRouter ids, "author/slug".
@@ -72,7 +93,7 @@ def requests() -> list[FetchRequest]:
 
 
 def fetch(client: httpx.Client, request: FetchRequest, clock: Callable[[], datetime] = utc_now) -> FetchedBody:
-    return fetch_body(client, request.url, max_bytes=MAX_BYTES, clock=clock)
+    return fetch_body(client, request.url, max_bytes=MAX_BODY_BYTES, clock=clock)
 
 
 def context_for_file(path: str | Path, observed_at: datetime) -> ParseContext:
@@ -107,15 +128,22 @@ def parse(raw: bytes, ctx: ParseContext, catalog: Catalog | None = None) -> Pars
     for position, endpoint in enumerate(endpoints):
         if not isinstance(endpoint, dict):
             result.rejections.append(
-                Rejection.of(f"{model_id}|#{position}", "malformed_entry", "endpoint is not an object", compact_json(endpoint))
+                Rejection.of(f"{model_id}|#{position}", "malformed_entry", "endpoint is not an object", show_value(endpoint))
             )
             continue
         provider_name = endpoint.get("provider_name")
         provider = provider_id(provider_name) if isinstance(provider_name, str) else ""
         tag = endpoint.get("tag") if isinstance(endpoint.get("tag"), str) else ""
-        excerpt = compact_json(
-            {"id": model_id, "provider_name": provider_name, "tag": tag, "pricing": endpoint.get("pricing")}
-        )
+        excerpt = compact_json({
+            "id": model_id, "provider_name": scalar(provider_name), "tag": scalar(endpoint.get("tag")),
+            "pricing": pricing_excerpt(endpoint.get("pricing")),
+        })
+        # Before anything else: an endpoint that says two things of one key cannot say which one holds.
+        duplicate = duplicate_key_rejection(
+            f"{model_id}|{provider}|{tag}|*" if provider else f"{model_id}|#{position}", endpoint, excerpt)
+        if duplicate is not None:
+            result.rejections.append(duplicate)
+            continue
         if not provider:
             result.rejections.append(
                 Rejection.of(f"{model_id}|#{position}", "malformed_entry", "endpoint has no provider_name", excerpt)
@@ -155,6 +183,10 @@ def _model_object(body: object) -> dict:
     """The model object with its endpoints, from `{"data": {...}}` or the bare object; else a ParseError."""
     if isinstance(body, dict) and "data" in body:
         body = body["data"]
+    for name, value in (("data", body), ("id", _get(body, "id")), ("endpoints", _get(body, "endpoints"))):
+        if isinstance(value, Conflict):
+            raise ParseError(f"OpenRouter endpoints: the body repeats '{name}' with different values; "
+                             "it cannot say which holds")
     if not isinstance(body, dict):
         raise ParseError(
             f"OpenRouter endpoints: expected an object with 'id' and 'endpoints', got {type(body).__name__}"
@@ -169,6 +201,10 @@ def _model_object(body: object) -> dict:
         # A listed model that nobody serves is not a quiet zero-row day: fail the snapshot so it is reported.
         raise ParseError(f"OpenRouter endpoints: {body['id']!r} lists no endpoints")
     return body
+
+
+def _get(body: object, key: str) -> object:
+    return body.get(key) if isinstance(body, dict) else None
 
 
 def _endpoint_attributes(endpoint: dict, variant: str | None) -> dict:
@@ -187,4 +223,4 @@ def _endpoint_attributes(endpoint: dict, variant: str | None) -> dict:
         "discount": pricing.get("discount"),
         "variant": variant,
     }
-    return {key: value for key, value in attributes.items() if value is not None}
+    return {key: value for key, value in attributes.items() if isinstance(value, (str, int, Decimal))}

@@ -21,6 +21,26 @@ decides the product (A100 40/80 GB, V100 16/32 GB), `gpu_ram` (MB, as nvidia-smi
 
 Numbers are read with json.loads(parse_float=Decimal): Vast's floats carry full binary precision (0.6951851851851852)
 and that exact text is what is kept.
+
+Hostile or broken bodies (issue 10). Whatever the body holds, the parser answers with observations and rejections, or
+refuses the body as a whole with one ParseError (not JSON, cut short, no offers list, the `offers` key repeated with
+different values); it never raises anything else. Every number is read with records.read_decimal, so that a garbage
+number is refused, never stored nor rounded:
+
+- `num_gpus` must be a JSON number that is a whole count from 1 to MAX_NUM_GPUS (64: Vast's largest machines are 8 or
+  10 GPUs, a few 16): 0, 0.5 (which would double the price per GPU), 100000000 (which would own the GPU-weighted
+  median), a string, null or an object is `bad_gpu_count`.
+- `dph_total` / `min_bid` must be JSON numbers, not negative, of magnitude at most 1e9: a string, an object, a list,
+  null (on-demand), NaN or 1e20 is `bad_price` for that price type. A price that rounds to 0.0000000000 per GPU-hour is
+  passed on, and the shared checks refuse it as `not_positive`.
+- An offer that repeats a key with different values anywhere inside it (`"dph_total": 2.0, "dph_total": 0.2`; two
+  `id`s) is refused as a whole, `duplicate_key`, naming the keys: which value holds cannot be known. The same offer id
+  given twice collides on its row key: the shared checks refuse every copy (`conflicting_duplicate`) when they differ
+  and keep one (`duplicate_row`) when they are identical.
+- Attributes keep only scalar values (never a nested object), and `gpu_ram` is read like any number.
+
+Rejection reasons: `malformed_offer`, `duplicate_key`, `unknown_instrument`, `bad_gpu_count`, `not_rentable`,
+`bad_price`; the shared checks add `not_positive`, `outside_sanity_band`, `duplicate_row`, `conflicting_duplicate`.
 """
 from __future__ import annotations
 
@@ -43,9 +63,10 @@ from pipeline.records import (
     ParseResult,
     Rejection,
     quantize_usd,
+    read_decimal,
 )
 from pipeline.sources import FetchRequest
-from pipeline.sources.jsonbody import json_records, load_json
+from pipeline.sources.jsonbody import DUPLICATE_KEY, Conflict, conflict_detail, conflicting_keys, json_records, load_json
 
 SOURCE_ID = "vast"
 KIND = GPU
@@ -73,8 +94,12 @@ QUERY: dict = {
     "order": [["dph_total", "asc"]],
     "limit": 3000,
 }
-# 3000 offers of ~3 kB each: under 10 MB. 32 MiB refuses a runaway body with room to spare.
+# 3000 offers of ~3 kB each: under 10 MB. 32 MiB refuses a runaway body with room to spare (the fetch applies it;
+# a caller reading a file may apply it too).
 MAX_BODY_BYTES = 32 * 1024 * 1024
+# The most GPUs one offer may have: Vast's machines hold 1 to 8 GPUs (a few 10 or 16); more is garbage, and as the
+# weight of a GPU-count-weighted median it would own the median.
+MAX_NUM_GPUS = 64
 
 # Rounding a measured memory to the product's nominal size: the nearest multiple of 8 GiB, when within 6% of it.
 _NOMINAL_STEP_MIB = 8192
@@ -129,11 +154,19 @@ def _read_offers(raw: bytes) -> list:
 def _parse_offer(number: int, offer: object, provider: str, catalog: Catalog, result: ParseResult) -> None:
     if not isinstance(offer, dict):
         result.rejections.append(
-            Rejection.of(f"offer #{number}|*", "malformed_offer", f"offer #{number} is not a JSON object", offer)
+            Rejection.of(f"offer #{number}|*", "malformed_offer", f"offer #{number} is not a JSON object",
+                         _type_excerpt(offer))
         )
         return
     offer_id = offer.get("id")
-    if isinstance(offer_id, bool) or not isinstance(offer_id, (int, str)) or not str(offer_id).strip():
+    readable_id = not isinstance(offer_id, bool) and isinstance(offer_id, (int, str)) and bool(str(offer_id).strip())
+    conflicts = conflicting_keys(offer)
+    if conflicts:
+        # Before anything else: a record that says two things of one key cannot say which one holds.
+        key = f"{str(offer_id).strip()}|*" if readable_id else f"offer #{number}|*"
+        result.rejections.append(Rejection.of(key, DUPLICATE_KEY, conflict_detail(conflicts), _excerpt(offer)))
+        return
+    if not readable_id:
         result.rejections.append(
             Rejection.of(f"offer #{number}|*", "malformed_offer", f"offer #{number} has no id", _excerpt(offer))
         )
@@ -145,11 +178,11 @@ def _parse_offer(number: int, offer: object, provider: str, catalog: Catalog, re
 
     gpu_name = offer.get("gpu_name")
     if not isinstance(gpu_name, str) or not gpu_name.strip():
-        reject("unknown_instrument", f"offer {offer_id} names no GPU (gpu_name {gpu_name!r})")
+        reject("unknown_instrument", f"offer {offer_id} names no GPU (gpu_name {_show(gpu_name)})")
         return
-    count = _positive_number(offer.get("num_gpus"))
+    count = _gpu_count(offer.get("num_gpus"))
     if count is None:
-        reject("bad_gpu_count", f"num_gpus {_show(offer.get('num_gpus'))} is not a positive number")
+        reject("bad_gpu_count", f"num_gpus {_show(offer.get('num_gpus'))} is not a whole number from 1 to {MAX_NUM_GPUS}")
         return
     if offer.get("rentable") is False:
         reject("not_rentable", "the offer is listed but not rentable: no price anyone can pay")
@@ -163,7 +196,7 @@ def _parse_offer(number: int, offer: object, provider: str, catalog: Catalog, re
     attributes = {"offer_id": offer_id, "gpu_name": gpu_name}
     for name in KEPT_FIELDS:
         value = offer.get(name)
-        if value is not None and not isinstance(value, (dict, list)):
+        if isinstance(value, (str, int, Decimal)):  # bools are ints; never a nested object
             attributes[name] = value
     if memory is not None:
         attributes["gpu_memory_mib"] = memory
@@ -171,12 +204,12 @@ def _parse_offer(number: int, offer: object, provider: str, catalog: Catalog, re
 
     for field_name, price_type in (("dph_total", ON_DEMAND), ("min_bid", SPOT)):
         value = offer.get(field_name)
-        if price_type == SPOT and (value is None or (_is_number(value) and Decimal(value) == 0)):
+        price = _number(value)
+        if price_type == SPOT and (value is None or price == 0):
             continue  # no interruptible offer
-        if not _is_number(value) or not Decimal(value).is_finite() or Decimal(value) < 0:
-            reject("bad_price", f"{field_name} {_show(value)} is not a non-negative number", price_type)
+        if price is None or price < 0:
+            reject("bad_price", f"{field_name} {_show(value)} is not a non-negative number of at most 1e9", price_type)
             continue
-        price = Decimal(value)
         result.observations.append(
             Observation(
                 row_key=f"{offer_id}|{price_type}",
@@ -188,7 +221,7 @@ def _parse_offer(number: int, offer: object, provider: str, catalog: Catalog, re
                 original_price=price,
                 original_currency="USD",
                 original_unit="offer_hour",
-                # A zero dph_total is passed on: the shared checks reject it as not_positive.
+                # A zero dph_total (or one that rounds to zero) is passed on: the shared checks reject it as not_positive.
                 usd_price=quantize_usd(price / count),
                 region=region,
                 gpu_count=count,
@@ -197,24 +230,27 @@ def _parse_offer(number: int, offer: object, provider: str, catalog: Catalog, re
         )
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, Decimal)) and not isinstance(value, bool)
+def _number(value: object) -> Decimal | None:
+    """A JSON number (never a string, a bool, an object or a Conflict) as its exact Decimal, or None when it is not one
+    or is not a finite number of magnitude at most 1e9 (records.read_decimal)."""
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+        return None
+    return read_decimal(value)
 
 
-def _positive_number(value: object) -> Decimal | None:
-    if not _is_number(value):
+def _gpu_count(value: object) -> Decimal | None:
+    """num_gpus as a whole count from 1 to MAX_NUM_GPUS (8.0 is 8), else None."""
+    number = _number(value)
+    if number is None or number != number.to_integral_value() or not 1 <= number <= MAX_NUM_GPUS:
         return None
-    number = Decimal(value)
-    if not number.is_finite() or number <= 0:
-        return None
-    return Decimal(int(number)) if number == number.to_integral_value() else number
+    return Decimal(int(number))
 
 
 def _nominal_mib(value: object) -> int | None:
     """gpu_ram as the nominal size the product is sold by: 39936 -> 40960, 81559 -> 81920, 16160 -> 16384."""
-    if not _is_number(value) or Decimal(value) <= 0:
+    mib = _number(value)
+    if mib is None or mib <= 0:
         return None
-    mib = Decimal(value)
     nominal = (mib / _NOMINAL_STEP_MIB).to_integral_value() * _NOMINAL_STEP_MIB
     if nominal > 0 and abs(mib - nominal) <= _NOMINAL_TOLERANCE * nominal:
         return int(nominal)
@@ -222,11 +258,27 @@ def _nominal_mib(value: object) -> int | None:
 
 
 def _show(value: object) -> str:
-    """A value for a rejection's detail: numbers as written, anything else as repr (a string in quotes)."""
-    return str(value) if isinstance(value, Decimal) else repr(value)
+    """A value for a rejection's detail: numbers as written, anything else as a short repr (a string in quotes)."""
+    if isinstance(value, Decimal):
+        text = str(value)
+    elif isinstance(value, (dict, list, Conflict)):
+        text = f"<{type(value).__name__}>" if not isinstance(value, Conflict) else f"<{len(value.values)} values>"
+    else:
+        text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _excerpt(offer: dict) -> str:
-    """The fields that decided, not the whole 3 kB offer (the excerpt is capped anyway)."""
+    """The fields that decided, not the whole 3 kB offer (the excerpt is capped anyway); a nested value is named by
+    its type, so that a hostile depth cannot exhaust the encoder."""
     keys = ("id", "gpu_name", "num_gpus", "gpu_ram", "dph_total", "min_bid", "rentable", "geolocation")
-    return json.dumps({k: offer.get(k) for k in keys if k in offer}, sort_keys=True, default=str)
+    shown = {}
+    for key in keys:
+        if key in offer:
+            value = offer[key]
+            shown[key] = value if value is None or isinstance(value, (str, int, Decimal)) else _show(value)
+    return json.dumps(shown, sort_keys=True, default=str)
+
+
+def _type_excerpt(value: object) -> str:
+    return value if isinstance(value, str) else _show(value)
