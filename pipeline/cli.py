@@ -15,6 +15,21 @@ from pipeline.paths import Warehouse
 UNIT_LABEL = {"gpu": "USD/GPU-hour", "token": "USD/Mtok"}
 
 
+def _warehouse_usable(warehouse_option: str | None) -> None:
+    """Before a command starts Prefect: a damaged warehouse is said in one line here, not as the flow run's
+    traceback in Prefect's log. A warehouse busy with another run is fine: the flow waits for the writer."""
+    from pipeline.warehouse import BUSY, WarehouseError, connect
+
+    warehouse = Warehouse.locate(warehouse_option)
+    if not warehouse.db_path.exists():
+        return  # made on first use
+    try:
+        connect(warehouse, read_only=True).close()
+    except WarehouseError as exc:
+        if BUSY not in str(exc):  # a lock held by a run is not damage
+            raise
+
+
 def _prefect_defaults() -> None:
     # Offline machines: Prefect's temporary server would otherwise log telemetry errors.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -102,6 +117,7 @@ def _fx_table(path: str):
 
 
 def cmd_demo(args) -> int:
+    _warehouse_usable(args.warehouse)
     _prefect_defaults()
     from flows.daily import demo_flow
 
@@ -119,6 +135,7 @@ def cmd_daily(args) -> int:
     from pipeline.collect import plan_requests
 
     plan_requests(args.sources)  # an unknown source is refused before Prefect starts
+    _warehouse_usable(args.warehouse)
     _prefect_defaults()
     from flows.daily import daily_flow
 
@@ -247,6 +264,7 @@ def cmd_fix(args) -> int:
 
 def cmd_serve(args) -> int:
     """Serve the scheduled deployments (flows/deployments.py) until interrupted."""
+    _warehouse_usable(args.warehouse)
     _prefect_defaults()
     from flows.deployments import serve_deployments
 
@@ -259,6 +277,7 @@ def cmd_backfill(args) -> int:
     from pipeline.schedule import dates_between
 
     dates_between(args.first, args.last)  # a bad range is refused before Prefect starts
+    _warehouse_usable(args.warehouse)
     _prefect_defaults()
     from flows.daily import backfill_flow
 

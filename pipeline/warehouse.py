@@ -27,12 +27,14 @@ class WarehouseError(Exception):
     message names the file and says what to do, in one line."""
 
 
+BUSY = "being written by another process"
+
+
 def explain_database_error(db_path: Path, exc: BaseException) -> str:
     """One line for a person from a DuckDB error about the warehouse file."""
     text = " ".join(str(exc).split())
     if "Could not set lock" in text or "Conflicting lock" in text:
-        return (f"the warehouse {db_path} is being written by another process (a collection or fixing run); "
-                "try again when it ends")
+        return f"the warehouse {db_path} is {BUSY} (a collection or fixing run); try again when it ends"
     if "not a valid DuckDB database" in text or "Corrupt" in text or "checksum" in text.lower():
         return f"the warehouse {db_path} is not a readable DuckDB database (damaged or another file): {text[:200]}"
     return f"the warehouse {db_path} cannot be read: {text[:300]}"

@@ -124,7 +124,11 @@ def test_a_corrupt_gzip_in_the_raw_store_is_named_and_the_rest_verified(demo_cop
 
 
 @pytest.mark.parametrize("command", [["fixings"], ["explain", "TSI-H100-SXM-OD", "2026-11-20"],
-                                     ["verify", "--date", "2026-11-20"], ["runs"], ["sources", "--unknown"]])
+                                     ["verify", "--date", "2026-11-20"], ["runs"], ["sources", "--unknown"],
+                                     # commands that run Prefect flows check the warehouse before Prefect starts,
+                                     # so that the failure is not a flow run's traceback in Prefect's log
+                                     ["backfill", "--from", "2026-11-20", "--to", "2026-11-20"],
+                                     ["daily", "--date", "2026-11-20"], ["demo"]])
 @pytest.mark.parametrize("damage", ["random", "truncated", "empty"])
 def test_a_damaged_warehouse_file_gets_one_line_naming_it(demo, tmp_path, capsys, command, damage):
     copy = Warehouse(tmp_path / "damaged")

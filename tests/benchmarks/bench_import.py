@@ -1,0 +1,133 @@
+"""Benchmark of the parse-and-load path (run as a script; pytest does not collect it):
+
+    python tests/benchmarks/bench_import.py [--sizes 10000 100000 1000000] [--source vast|skypilot|both]
+
+For each size N it writes synthetic bodies shaped like the real ones (Vast offers as `vastai search offers`
+returns them, split into bodies of at most 100,000 offers as a marketplace collection is; SkyPilot catalog rows
+of many instance types and regions), stores them as a collection would (raw store, raw_snapshots), then times
+pipeline.load.parse_pending, which reads every body back from the store, parses it, applies the shared checks
+and loads observations, rejections and digests: the path of a collection and of `tsi import`. Beside it, the
+time a plain reader takes to read the same bodies (json.loads with Decimal numbers / csv.reader), so that the
+rate can be judged against the cost of reading the bytes at all. Peak memory is the process's maximum
+resident set. It prints the figures; nothing is asserted.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import random
+import resource
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from pipeline import collect, load  # noqa: E402
+from pipeline.http import FetchedBody  # noqa: E402
+from pipeline.paths import Warehouse  # noqa: E402
+from pipeline.rawstore import RawStore  # noqa: E402
+from pipeline.sources import FetchRequest  # noqa: E402
+from pipeline.warehouse import connect  # noqa: E402
+
+OFFERS_PER_BODY = 100_000
+ROWS_PER_CATALOG = 50_000
+VAST_GPUS = [("H100 SXM", 81559), ("A100 SXM4", 81920), ("RTX 4090", 24564), ("L40S", 46068), ("H200", 143771)]
+SKYPILOT_GPUS = [("gpu_{n}x_h100_sxm5", "H100"), ("gpu_{n}x_a100_80gb_sxm4", "A100-80GB"), ("gpu_{n}x_a10", "A10")]
+WHEN = datetime(2026, 11, 20, 6, tzinfo=timezone.utc)
+
+
+def vast_bodies(n: int, rng: random.Random) -> list[bytes]:
+    """n offers (each one observation on demand and, for most, one spot) in bodies of OFFERS_PER_BODY."""
+    bodies, offer_id = [], 10_000_000
+    for start in range(0, n, OFFERS_PER_BODY):
+        offers = []
+        for _ in range(min(OFFERS_PER_BODY, n - start)):
+            offer_id += 1
+            name, ram = rng.choice(VAST_GPUS)
+            gpus = rng.choice((1, 1, 2, 4, 8))
+            per_gpu = rng.uniform(0.2, 3.5)
+            offers.append({
+                "id": offer_id, "machine_id": offer_id % 50_000, "host_id": offer_id % 9_000, "gpu_name": name,
+                "num_gpus": gpus, "gpu_ram": ram, "gpu_frac": 1.0, "rentable": True, "verification": "verified",
+                "reliability": round(rng.uniform(0.9, 1.0), 7), "geolocation": "Texas, US",
+                "dph_total": per_gpu * gpus, "min_bid": per_gpu * gpus * 0.6, "disk_space": 100.0,
+            })
+        bodies.append(json.dumps({"offers": offers}).encode())
+    return bodies
+
+
+def skypilot_bodies(n: int, rng: random.Random) -> list[bytes]:
+    """n observations as catalogs of ROWS_PER_CATALOG rows (each row an on-demand and a spot price)."""
+    bodies = []
+    rows_wanted = n // 2
+    for start in range(0, rows_wanted, ROWS_PER_CATALOG):
+        buffer = io.StringIO()
+        out = csv.writer(buffer, lineterminator="\n")
+        out.writerow(["InstanceType", "AcceleratorName", "AcceleratorCount", "vCPUs", "MemoryGiB", "Price", "Region",
+                      "GpuInfo", "SpotPrice"])
+        for k in range(min(ROWS_PER_CATALOG, rows_wanted - start)):
+            pattern, name = rng.choice(SKYPILOT_GPUS)
+            gpus = rng.choice((1, 2, 4, 8))
+            price = Decimal(str(round(rng.uniform(0.5, 4.0), 4))) * gpus
+            out.writerow([pattern.format(n=gpus) + f"_{start + k}", name, gpus, 8 * gpus, 64 * gpus, price,
+                          f"region-{k % 40}", "", price * Decimal("0.6")])
+        bodies.append(buffer.getvalue().encode())
+    return bodies
+
+
+def plain_read(source: str, bodies: list[bytes]) -> tuple[float, int]:
+    start = time.perf_counter()
+    count = 0
+    for body in bodies:
+        if source == "vast":
+            count += len(json.loads(body, parse_float=Decimal)["offers"])
+        else:
+            count += sum(1 for _ in csv.reader(io.StringIO(body.decode()))) - 1
+    return time.perf_counter() - start, count
+
+
+def run(source: str, n: int, seed: int = 7) -> None:
+    rng = random.Random(seed)
+    bodies = vast_bodies(n, rng) if source == "vast" else skypilot_bodies(n, rng)
+    with tempfile.TemporaryDirectory() as folder:
+        warehouse = Warehouse(Path(folder) / "wh").ensure()
+        con = connect(warehouse)
+        store = RawStore(warehouse.root)
+        for number, body in enumerate(bodies):
+            provider = "vast" if source == "vast" else f"cloud{number}"
+            request = FetchRequest(source, f"https://bench.test/{source}/{number}", provider)
+            collect.store_fetched(con, store, request,
+                                  FetchedBody(request.url, 200, "application/octet-stream", body,
+                                              WHEN + timedelta(seconds=number)))
+        start = time.perf_counter()
+        report = load.parse_pending(con, store)
+        seconds = time.perf_counter() - start
+        [(n_obs,)] = con.execute("select count(*) from observations").fetchall()
+        con.close()
+    plain_seconds, records = plain_read(source, bodies)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    megabytes = sum(len(b) for b in bodies) / 1e6
+    failed = f", {len(report.failed)} failed" if report.failed else ""
+    print(f"{source:<8} {n:>9,} asked  {n_obs:>9,} observations  {megabytes:8.1f} MB in {len(bodies)} bodies  "
+          f"parse+load {seconds:7.2f} s = {n_obs / seconds:>9,.0f} obs/s  plain read of {records:,} records "
+          f"{plain_seconds:6.2f} s  peak RSS {peak_mb:,.0f} MB{failed}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--source", choices=("vast", "skypilot", "both"), default="both")
+    args = parser.parse_args()
+    for source in (("vast", "skypilot") if args.source == "both" else (args.source,)):
+        for n in args.sizes:
+            run(source, n)
+
+
+if __name__ == "__main__":
+    main()
