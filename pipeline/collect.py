@@ -68,9 +68,10 @@ def plan_requests(sources: list[str] | None = None) -> list[FetchRequest]:
     return [r for source_id in (sources or sorted(SOURCES)) for r in get_source(source_id).requests()]
 
 
-def snapshot_id_for(source: str, url: str, fetched: FetchedBody | KeptBody, body_sha256: str) -> str:
-    """One fetch, one id: a replayed fetch (same source, URL, time and body) maps to the same id."""
-    key = "|".join((source, url, naive_utc(fetched.fetched_at).isoformat(), body_sha256))
+def snapshot_id_for(source: str, url: str, fetched_at: datetime, body_sha256: str) -> str:
+    """One fetch, one id: a replayed fetch (same source, URL, time and body) maps to the same id, and so does an
+    imported body (its manifest's time standing for the fetch's)."""
+    key = "|".join((source, url, naive_utc(fetched_at).isoformat(), body_sha256))
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -106,7 +107,7 @@ def keep_body(store: RawStore, request: FetchRequest, fetched: FetchedBody) -> K
 
 def record_kept(con: duckdb.DuckDBPyConnection, store: RawStore, kept: KeptBody) -> StoredSnapshot:
     request = kept.request
-    snapshot_id = snapshot_id_for(request.source, kept.url, kept, kept.sha256)
+    snapshot_id = snapshot_id_for(request.source, kept.url, kept.fetched_at, kept.sha256)
     with transaction(con):
         con.execute(
             sql("insert_raw_snapshot"),

@@ -36,7 +36,7 @@ import mimetypes
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
@@ -250,7 +250,7 @@ def import_folder(
         if hashlib.sha256(body).hexdigest() != row.sha256:
             raise ManifestError(f"line {row.line}: {row.relative} changed while it was imported")
         digest = store.put(body)  # the body is in the raw store before the warehouse mentions it
-        snapshot_id = snapshot_id_for(row.source, row.url, _At(row.observed_at), digest)
+        snapshot_id = snapshot_id_for(row.source, row.url, row.observed_at, digest)
         inserted = con.execute(sql("insert_imported_snapshot"), {
             "snapshot_id": snapshot_id, "sha256": digest, "source": row.source, "url": row.url,
             "provider": row.provider, "fetched_at": naive_utc(row.observed_at),
@@ -285,13 +285,6 @@ def import_folder(
         report.published += bool(publication and publication.new)
         tick("publish", number, len(report.dates))
     return report
-
-
-class _At:
-    """What collect.snapshot_id_for reads of a fetch: its time."""
-
-    def __init__(self, fetched_at: datetime):
-        self.fetched_at = fetched_at
 
 
 def reachable_dates(con: duckdb.DuckDBPyConnection, sha256s: list[str], now: datetime) -> list[date]:

@@ -17,7 +17,7 @@ from pipeline.catalog import Catalog
 from pipeline.http import utc_now
 from pipeline.normalise import MAX_FX_AGE_DAYS, parse_body
 from pipeline.rawstore import RawStore
-from pipeline.records import FX, FxRate, ParseContext, ParseError, ParseResult
+from pipeline.records import FX, FxRate, ParseContext, ParseResult
 from pipeline.sources import SOURCES, get_source
 from pipeline.warehouse import fetch_first, naive_utc, sql, transaction
 

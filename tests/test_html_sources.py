@@ -288,7 +288,7 @@ def test_table_count_is_configuration_and_a_decoy_table_fails_the_page(tmp_path)
     ("</body>", False), ("</body></html><script>x()</script>", False), ("", False),
 ])
 def test_a_page_is_complete_only_with_its_closing_html_tag(tail, complete):
-    assert html_tables.page_is_complete(f"<html><body><p>$4".encode() + tail.encode()) is complete
+    assert html_tables.page_is_complete("<html><body><p>$4".encode() + tail.encode()) is complete
 
 
 @pytest.mark.parametrize("cell, reason", [
