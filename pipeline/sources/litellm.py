@@ -65,7 +65,6 @@ import re
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
@@ -78,14 +77,12 @@ from pipeline.paths import CATALOG_DIR
 from pipeline.records import (
     CACHED_INPUT,
     INPUT,
-    MAX_NUMBER_CHARS,
     OUTPUT,
     TOKEN,
     ParseContext,
     ParseError,
     ParseResult,
     Rejection,
-    read_decimal,
 )
 from pipeline.sources import FetchRequest
 from pipeline.sources import openrouter
@@ -94,6 +91,7 @@ from pipeline.sources.openrouter import (
     Price,
     PriceRejected,
     compact_json,
+    read_price,
     token_observation,
     usd_per_million,
 )
@@ -275,22 +273,6 @@ def litellm_provider_names(path: Path = ALIASES_FILE) -> frozenset[str]:
         )
 
 
-def read_token_price(value: object) -> Decimal:
-    """A per-token price of the map as an exact Decimal, or PriceRejected saying why it cannot be used."""
-    price = read_decimal(value) if not isinstance(value, Conflict) else None
-    if price is not None and len(price.as_tuple().digits) > MAX_NUMBER_CHARS:
-        price = None  # a JSON number of thousands of digits: read_decimal bounds the text of strings only
-    if price is None:
-        raise PriceRejected("bad_price", f"price {_excerpt(value)[:80]} is not a decimal number of at most 1e9 and 64 digits")
-    if price == 0:
-        raise PriceRejected("free_listing", f"price {value} is zero")
-    if price == -1:
-        raise PriceRejected("variable_price", f"price {value} means the price varies per request")
-    if price < 0:
-        raise PriceRejected("bad_price", f"price {value} is negative")
-    return price
-
-
 def _parse_entry(key: str, entry: object, catalog: Catalog, result: ParseResult) -> None:
     if isinstance(entry, Conflict):
         result.rejections.append(Rejection.of(
@@ -331,7 +313,7 @@ def _parse_entry(key: str, entry: object, catalog: Catalog, result: ParseResult)
     prices: list[Price] = []
     for price_type, field_name in fields:
         try:
-            per_token = read_token_price(entry[field_name])
+            per_token = read_price(entry[field_name])
             prices.append(Price(price_type, per_token, usd_per_million(per_token)))
         except PriceRejected as exc:
             result.rejections.append(Rejection.of(f"{key}|{price_type}", exc.reason, f"{field_name}: {exc.detail}", excerpt))

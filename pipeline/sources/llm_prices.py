@@ -36,7 +36,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -47,7 +46,6 @@ from pipeline.http import FetchedBody, fetch_body, utc_now
 from pipeline.records import (
     CACHED_INPUT,
     INPUT,
-    MAX_NUMBER_CHARS,
     OUTPUT,
     TOKEN,
     Observation,
@@ -60,7 +58,7 @@ from pipeline.records import (
 )
 from pipeline.sources import FetchRequest
 from pipeline.sources.jsonbody import DUPLICATE_KEY, Conflict, conflict_detail, conflicting_keys, load_json
-from pipeline.sources.openrouter import PriceRejected, compact_json
+from pipeline.sources.openrouter import PriceRejected, compact_json, read_price
 
 SOURCE_ID = "llm_prices"
 KIND = TOKEN
@@ -297,7 +295,7 @@ def _read_entry(entry: object, vendor: str, model_id: str, result: ParseResult) 
         if value is None:
             continue  # not sold (most models have no cached-input price)
         try:
-            price = read_mtok_price(value)
+            price = read_price(value)  # already per million: the same rules as a per-token price
         except PriceRejected as exc:
             result.rejections.append(Rejection.of(f"{key}|{price_type}", exc.reason, f"{field}: {exc.detail}", excerpt))
             continue
@@ -311,22 +309,6 @@ def _read_entry(entry: object, vendor: str, model_id: str, result: ParseResult) 
 def _comparable(value: object) -> object:
     number = read_decimal(value)
     return number.normalize() if number is not None else _excerpt(value)
-
-
-def read_mtok_price(value: object) -> Decimal:
-    """A USD-per-million price of the file as an exact Decimal, or PriceRejected saying why it cannot be used."""
-    price = read_decimal(value)
-    if price is not None and len(price.as_tuple().digits) > MAX_NUMBER_CHARS:
-        price = None  # a JSON number of thousands of digits: read_decimal bounds the text of strings only
-    if price is None:
-        raise PriceRejected("bad_price", f"price {_excerpt(value)[:80]} is not a decimal number of at most 1e9 and 64 digits")
-    if price == 0:
-        raise PriceRejected("free_listing", f"price {value} is zero")
-    if price == -1:
-        raise PriceRejected("variable_price", f"price {value} means the price varies per request")
-    if price < 0:
-        raise PriceRejected("bad_price", f"price {value} is negative")
-    return price
 
 
 def _date(value: object) -> date | None:

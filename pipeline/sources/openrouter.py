@@ -118,7 +118,10 @@ class PriceRejected(Exception):
 
 
 def read_price(value: object) -> Decimal:
-    """A per-token price from the API as an exact Decimal, or PriceRejected saying why it cannot be used."""
+    """A listed price as an exact Decimal, or PriceRejected saying why it cannot be used: 0 is a free listing, -1
+    a variable price, anything negative or not a number of at most 1e9 (records.read_decimal) a bad price. The
+    token sources share it (OpenRouter's per-token strings, LiteLLM's per-token numbers, llm-prices' per-million
+    numbers)."""
     shown = show_value(value)
     if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
         raise PriceRejected("bad_price", f"price {shown} is not a decimal string")
