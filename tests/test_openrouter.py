@@ -395,7 +395,7 @@ def test_endpoint_providers_get_the_provider_ids_shared_by_the_token_sources(nam
 
 def test_requests_are_the_models_list_and_one_endpoints_url_per_model():
     assert [(r.source, r.url, r.provider) for r in openrouter.requests()] == [("openrouter", MODELS_URL, "openrouter")]
-    assert 4 <= len(ENDPOINT_MODELS) <= 8 and len(set(ENDPOINT_MODELS)) == len(ENDPOINT_MODELS)
+    assert 20 <= len(ENDPOINT_MODELS) <= 30 and len(set(ENDPOINT_MODELS)) == len(ENDPOINT_MODELS)
     requests = openrouter_endpoints.requests()
     assert [r.url for r in requests] == [f"{MODELS_URL}/{m}/endpoints" for m in ENDPOINT_MODELS]
     assert {(r.source, r.provider) for r in requests} == {("openrouter_endpoints", None)}
@@ -607,6 +607,61 @@ def test_demo_bodies_parse_cleanly_with_the_expected_providers(catalog, day):
             assert len(providers) == 2
         else:
             assert 3 <= len(providers) <= 7, (day, model_id, providers)
+
+
+# The first seven models have indices of their own (pipeline/indices.toml); the rest are collected only.
+INDEXED_ENDPOINT_MODELS = (
+    "meta-llama/llama-3.3-70b-instruct", "meta-llama/llama-3.1-8b-instruct", "deepseek/deepseek-chat-v3-0324",
+    "deepseek/deepseek-r1", "qwen/qwen-2.5-72b-instruct", "openai/gpt-oss-120b", "mistralai/mistral-nemo",
+)
+# Models whose indices blend LiteLLM with this source: left out of ENDPOINT_MODELS so that adding models to the
+# collection does not move those indices.
+BLENDED_LITELLM_MODELS = ("llama-3.1-70b", "llama-3.1-405b", "llama-3-70b", "mixtral-8x7b")
+
+
+def test_the_default_live_collection_plans_at_least_20_endpoints_requests(catalog):
+    from pipeline import collect
+
+    planned = [r for r in collect.plan_requests() if r.source == "openrouter_endpoints"]
+    assert len(planned) >= 20
+    assert [r.url for r in planned] == [f"{MODELS_URL}/{m}/endpoints" for m in ENDPOINT_MODELS]
+    assert ENDPOINT_MODELS[:len(INDEXED_ENDPOINT_MODELS)] == INDEXED_ENDPOINT_MODELS  # kept first, unchanged
+    canonical = {catalog.resolve_model(m).canonical for m in ENDPOINT_MODELS}
+    assert not canonical & set(BLENDED_LITELLM_MODELS)
+
+
+@pytest.mark.parametrize("day", DEMO_DATES)
+def test_every_endpoints_request_of_a_demo_day_is_recorded_and_gives_two_priced_providers(catalog, day):
+    responses = demo_responses(day)
+    folder = DEMO_FIXTURES_DIR / day
+    for request in openrouter_endpoints.requests():
+        assert request.url in responses, (day, request.url)
+        if (day, request.url) == RATE_LIMITED:
+            continue
+        raw = (folder / responses[request.url]["file"]).read_bytes()
+        result = parse_body(openrouter_endpoints, raw, endpoints_ctx(), catalog)
+        assert not result.rejections, (day, request.url, result.rejections)
+        priced = {o.provider for o in result.observations if o.price_type in (INPUT, OUTPUT)}
+        assert len(priced) >= 2, (day, request.url, priced)
+
+
+def test_two_of_the_collected_models_change_a_price_during_the_demo_days(catalog):
+    def prices(day: str, model_id: str) -> dict[str, Decimal]:
+        raw = (DEMO_FIXTURES_DIR / day / demo_responses(day)[f"{MODELS_URL}/{model_id}/endpoints"]["file"]).read_bytes()
+        return {o.row_key: o.usd_price for o in parse_endpoints(raw, catalog).observations}
+
+    collected_only = [m for m in ENDPOINT_MODELS if m not in INDEXED_ENDPOINT_MODELS]
+    changes = {}
+    for model_id in collected_only:
+        series = [prices(day, model_id) for day in DEMO_DATES]
+        moved = {(DEMO_DATES[i], k) for i in range(1, len(series)) for k in series[i]
+                 if series[i][k] != series[i - 1].get(k)}
+        if moved:
+            changes[model_id] = moved
+    assert changes == {
+        "meta-llama/llama-4-maverick": {("2026-11-18", "meta-llama/llama-4-maverick|deepinfra|deepinfra/fp8|input")},
+        "qwen/qwen3-235b-a22b": {("2026-11-19", "qwen/qwen3-235b-a22b|novita|novita/fp8|output")},
+    }
 
 
 def test_demo_prices_move_a_little_from_day_to_day(catalog):
