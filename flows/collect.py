@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
+from prefect.runtime import task_run
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE as NO_CACHE
 from prefect.tasks import exponential_backoff
@@ -25,7 +26,7 @@ from prefect.tasks import exponential_backoff
 from flows.common import recorded_run, retry_transient_only
 from pipeline import collect, load, report, runs
 from pipeline.collect import CollectReport, KeptBody
-from pipeline.http import FetchPolicy, HostPoliteness, utc_now
+from pipeline.http import FetchError, FetchPolicy, HostPoliteness, utc_now
 from pipeline.paths import Warehouse
 from pipeline.rawstore import RawStore
 from pipeline.replay import replay_transport
@@ -46,10 +47,18 @@ def fetch_request(
     politeness: HostPoliteness,
     replay_dir: str | None = None,
     collected_at: datetime | None = None,
-) -> list[KeptBody]:
+) -> list[KeptBody] | FetchError:
+    """The bodies kept; or, once no retry is left (or none would help), the FetchError itself, returned rather
+    than raised: the flow records and reports it, and Prefect does not log a failed task's traceback for what
+    is a source's answer (a 429, a 503, a 404), not a fault of the run."""
     transport = replay_transport(Path(replay_dir)) if replay_dir else None
     clock = (lambda: collected_at) if collected_at else utc_now
-    return collect.fetch_and_keep(request, RawStore(Path(warehouse_root)), policy, politeness, transport, clock)
+    try:
+        return collect.fetch_and_keep(request, RawStore(Path(warehouse_root)), policy, politeness, transport, clock)
+    except FetchError as exc:
+        if exc.transient and task_run.run_count <= policy.retries:
+            raise  # Prefect tries again (retry_transient_only)
+        return exc
 
 
 def fetcher_for(policy: FetchPolicy):
@@ -91,11 +100,12 @@ def collect_flow(
         result = CollectReport()
         with open_writer(wh) as con:
             for request, future in futures:
-                if future.state.is_completed():
-                    for kept in future.result():
+                answer = future.result(raise_on_failure=False) if future.state.is_completed() else None
+                if future.state.is_completed() and not isinstance(answer, FetchError):
+                    for kept in answer:
                         result.stored.append(collect.record_kept(con, store, kept).snapshot_id)
                     continue
-                error = future.state.result(raise_on_failure=False)
+                error = answer if isinstance(answer, FetchError) else future.state.result(raise_on_failure=False)
                 if not isinstance(error, BaseException):
                     error = RuntimeError(str(error))
                 collect.record_failure(con, request, error, attempted_at=collected_at)
