@@ -27,13 +27,8 @@ HAS_VALUE = ("final", "widened", "carried")
 # Indices the demo recordings cannot give a value, and why. Everything else in pipeline/indices.toml must
 # have a value on at least 4 of the 5 demo days.
 NO_DEMO_VALUE = {
-    # GPU indices whose instrument only two (RTX 4090: one) of the recorded specialist catalogs list, below
-    # min_providers 3: the SkyPilot recordings hold six small clouds.
-    "TSI-H100-PCIE-OD": "two specialist providers in the SkyPilot recordings",
-    "TSI-H100-SXM-SPOT": "two specialist providers with spot prices in the SkyPilot recordings",
-    "TSI-H200-OD": "two specialist providers in the SkyPilot recordings",
-    "TSI-L40S-OD": "two specialist providers in the SkyPilot recordings",
-    "TSI-RTX4090-OD": "one specialist provider in the SkyPilot recordings",
+    # No GPU index: the SkyPilot recordings hold every cloud of the live collection (twelve specialist clouds,
+    # AWS and GCP, four marketplaces), so each GPU index has three or more providers on every demo day.
     # Read from OpenRouter's endpoint lists only, whose recording for mistralai/mistral-nemo has two paid
     # endpoints (min_providers 3).
     "TSI-MISTRAL-NEMO-IN": "two providers in the recorded OpenRouter endpoints list",

@@ -121,8 +121,9 @@ def test_a_crash_inside_the_fixing_leaves_no_fixing_no_file_and_a_failed_run(pre
     con = connect(warehouse, read_only=True)
     h100 = con.execute("select usd_per_gpu_hour, revision from fixings where index_id = 'TSI-H100-SXM-OD'").fetchall()
     con.close()
-    # As worked by hand in tests/test_daily_flow.py for the 20th: (2.90 + 3.14) / 2 = 3.02, first revision.
-    assert h100 == [(Decimal("3.0200"), 1)]
+    # As worked by hand in tests/test_daily_flow.py for the 20th: the median of the nine providers the screen
+    # keeps, 2.5708, first revision.
+    assert h100 == [(Decimal("2.5708"), 1)]
 
 
 @pytest.mark.prefect
@@ -138,9 +139,9 @@ def test_backfill_fixes_every_date_of_the_range_once(prefect_server, warehouse):
     h100 = con.execute("select fixing_date, status, usd_per_gpu_hour from fixings"
                        " where index_id = 'TSI-H100-SXM-OD' order by fixing_date").fetchall()
     con.close()
-    # As worked by hand in tests/test_daily_flow.py for the 20th: (2.90 + 3.14) / 2 = 3.02.
+    # As worked by hand in tests/test_daily_flow.py for the 20th: 2.5708.
     assert [(d, status) for d, status, _ in h100] == [(date(2026, 11, 19), "final"), (date(2026, 11, 20), "final")]
-    assert h100[1][2] == Decimal("3.0200")
+    assert h100[1][2] == Decimal("2.5708")
 
 
 @pytest.mark.prefect
@@ -154,6 +155,6 @@ def test_a_collection_that_fails_as_a_whole_does_not_stop_the_fixing(prefect_ser
     h100 = con.execute("select usd_per_gpu_hour from fixings where index_id = 'TSI-H100-SXM-OD'").fetchall()
     outcomes = con.execute("select flow, outcome from runs order by started_at").fetchall()
     con.close()
-    assert h100 == [(Decimal("3.0200"),)]  # (2.90 + 3.14) / 2, from the earlier collection
+    assert h100 == [(Decimal("2.5708"),)]  # as tests/test_daily_flow.py, from the earlier collection
     assert outcomes == [("collect", "completed"), ("daily", "completed_with_failures"), ("collect", "failed"),
                         ("fix", "completed"), ("publish", "completed")]

@@ -65,7 +65,7 @@ def drop_lambda_catalog(folder: Path) -> None:
     """Leave Lambda's catalog out of the manifest: replay answers its URL 404, as a moved page would."""
     manifest = folder / "manifest-skypilot.toml"
     entries = [e for e in tomllib.loads(manifest.read_text())["response"] if e["url"] != LAMBDA_URL]
-    assert len(entries) == 5
+    assert len(entries) == 17  # the eighteen clouds of skypilot.CLOUDS less Lambda
     manifest.write_text("".join(
         f'[[response]]\nurl = "{e["url"]}"\nfile = "{e["file"]}"\nstatus = {e["status"]}\n'
         f'content_type = "{e["content_type"]}"\n\n' for e in entries
@@ -112,9 +112,14 @@ def included(fix: dict) -> dict:
 def test_the_references_are_the_demo_table(references):
     # The README's demo table for 2026-11-20, worked by hand there and in tests/test_daily_flow.py.
     undisturbed = references["undisturbed"]
-    assert undisturbed["TSI-H100-SXM-OD"]["value"] == Decimal("3.0200")
+    assert undisturbed["TSI-H100-SXM-OD"]["value"] == Decimal("2.5708")
     assert undisturbed["TSI-LLAMA-3.3-70B-IN"]["value"] == Decimal("0.4700")
-    assert undisturbed["TSI-A100-80GB-OD"]["value"] == Decimal("1.6900")
+    # A100-80GB, specialists: seeweb 0.99, verda 1.16, hyperstack 1.35 (1.35, 10.8/8), primeintellect 1.35,
+    # cudo median(1.5588, 1.3968) = 1.4778, runpod 1.59 (1.59, 3.18/2, 1.89: median 1.59), lambda 14.32/8 =
+    # 1.79, fluidstack 1.80 (1.8, 14.4/8), paperspace 3.18 (3.18, 25.44/8). Median of nine 1.4778; |p - m| =
+    # 0.4878 0.3178 0.1278 0.1278 0 0.1122 0.3122 0.3222 1.7022 -> MAD 0.3122; paperspace's z 0.6745 x 1.7022 /
+    # 0.3122 = 3.68 > 3.5: dropped. The eight left: (1.35 + 1.4778) / 2 = 1.4139.
+    assert undisturbed["TSI-A100-80GB-OD"]["value"] == Decimal("1.4139")
     assert undisturbed["TSI-QWEN-2.5-72B-IN"]["value"] == Decimal("0.1200")
 
 
@@ -181,46 +186,62 @@ def test_a_poisoned_catalog_fails_alone_and_every_index_still_fixes(tmp_path, re
         # Exactly the day on which Lambda's catalog did not answer.
         for index_id in sorted(LAMBDA_CATALOG_INDICES):
             assert poisoned[index_id] == without_lambda[index_id], index_id
-        # By hand (per-GPU-hour on-demand H100 SXM of the five other catalogs, as in tests/test_daily_flow.py):
-        # verda 1.99, runpod 2.49, fluidstack 2.90, paperspace 5.95, do 6.74. Median 2.90. Screen: absolute
-        # deviations 0.91, 0.41, 0, 3.05, 3.84 -> MAD 0.91; do's modified z 0.6745 * 3.84 / 0.91 = 2.85 < 3.5:
-        # nobody is dropped. 16 observations less Lambda's 4 rows = 12.
+        # By hand (per-GPU-hour on-demand H100 SXM of the ten other catalogs, as in tests/test_daily_flow.py):
+        # hyperbolic 1.49, verda 1.99, hyperstack 2.40, runpod 2.49, cudo 2.5708, primeintellect 2.745,
+        # fluidstack 2.90, nebius 2.95, paperspace 5.95, do 6.74. Median (2.5708 + 2.745) / 2 = 2.6579. Screen:
+        # absolute deviations 1.1679 0.6679 0.2579 0.1679 0.0871 0.0871 0.2421 0.2921 3.2921 4.0821 -> MAD
+        # (0.2579 + 0.2921) / 2 = 0.275; beyond 3.5 x 0.275 / 0.6745 = 1.4270: paperspace (z 8.07) and do
+        # (z 10.01) are dropped, hyperbolic (z 2.86) stays. The eight left: (2.49 + 2.5708) / 2 = 2.5304. 23
+        # observations of the undisturbed day's nine less Lambda's 4 rows = 19.
         assert (h100["status"], h100["value"], h100["n_providers"], h100["n_observations"]) == (
-            "final", Decimal("2.9000"), 5, 12)
+            "final", Decimal("2.5304"), 8, 19)
         assert "lambda" not in {c[0] for c in h100["constituents"]}
         # BROAD reads Lambda's own pricing page too, and a provider priced by two sources is one provider: on
         # the page alone its 8x/4x/2x/1x H100 SXM rows are 2.99, 3.09, 3.19, 3.29 -> median 3.14, the value it
-        # had with the catalog's four rows added (2.99, 2.99, 3.29, 3.29). Eight providers, median still
-        # (2.90 + 3.14) / 2 = 3.02, from 23 - 4 = 19 observations.
-        assert (broad["value"], broad["n_providers"], broad["n_observations"]) == (Decimal("3.0200"), 8, 19)
+        # had with the catalog's four rows added (2.99, 2.99, 3.29, 3.29). So BROAD is the undisturbed day's:
+        # fifteen providers 1.49 (hyperbolic), 1.9011 (vast), 1.99, 2.10 (mithril 16.80/8, 2.10, 8.40/4),
+        # 2.40, 2.49, 2.5708, 2.745, 2.90, 2.95, 2.99 (shadeform: offers 2.40 x 8 GPUs, 2.99 x 8, 5.99 x 1, the
+        # lower GPU-weighted median of 17 GPUs is the 9th GPU's 2.99), 3.14 (lambda), 5.95, 5.98 (coreweave),
+        # 6.74. Median (the 8th) 2.745; MAD (the 8th deviation of 0 .155 .1742 .205 .245 .255 .345 .395 ...)
+        # 0.395, beyond 3.5 x 0.395 / 0.6745 = 2.0497: paperspace, coreweave and do dropped. The twelve left:
+        # (2.49 + 2.5708) / 2 = 2.5304, from 35 - 4 = 31 observations.
+        assert (broad["value"], broad["n_providers"], broad["n_observations"]) == (Decimal("2.5304"), 12, 31)
         assert included(broad)["lambda"] == Decimal("3.14")
-        # A100-80GB: verda 1.16, runpod 1.59, fluidstack 1.80, paperspace 3.18 (lambda's 1.79 gone). Median
-        # (1.59 + 1.80) / 2 = 1.695; deviations 0.535, 0.105, 0.105, 1.485 -> MAD (0.105 + 0.535) / 2 = 0.32;
-        # paperspace's z 0.6745 * 1.485 / 0.32 = 3.13 < 3.5: kept now (it was dropped at 4.69 with Lambda in).
+        # A100-80GB: seeweb 0.99, verda 1.16, hyperstack 1.35, primeintellect 1.35, cudo 1.4778, runpod 1.59,
+        # fluidstack 1.80, paperspace 3.18 (lambda's 1.79 gone). Median (1.35 + 1.4778) / 2 = 1.4139;
+        # deviations 0.4239 0.2539 0.0639 0.0639 0.0639 0.1761 0.3861 1.7661 -> MAD (0.1761 + 0.2539) / 2 =
+        # 0.215; paperspace's z 0.6745 * 1.7661 / 0.215 = 5.54 > 3.5: dropped. The seven left: the 4th, 1.35.
         a100 = poisoned["TSI-A100-80GB-OD"]
-        assert (a100["value"], a100["n_providers"]) == (Decimal("1.6950"), 4)
-        assert set(included(a100)) == {"verda", "runpod", "fluidstack", "paperspace"}
-        # H100 PCIe had two providers (lambda 2.49, fluidstack 2.89): now one, still suppressed.
+        assert (a100["value"], a100["n_providers"]) == (Decimal("1.3500"), 7)
+        assert set(included(a100)) == {"seeweb", "verda", "hyperstack", "primeintellect", "cudo", "runpod",
+                                       "fluidstack"}
+        # H100 PCIe had four providers (primeintellect 1.90, hyperstack 1.95, lambda 2.49, fluidstack 2.89):
+        # now three, no screen (fewer than 4), median 1.95.
         pcie = poisoned["TSI-H100-PCIE-OD"]
-        assert (pcie["status"], pcie["value"], pcie["n_providers"]) == ("suppressed", None, 1)
+        assert (pcie["status"], pcie["value"], pcie["n_providers"]) == ("final", Decimal("1.9500"), 3)
     else:
         # Only the 1e20 row is gone: Lambda's catalog rows 2.99 (8x east), 3.29 and 2.99 (west) -> median 2.99.
-        # Six providers 1.99, 2.49, 2.90, 2.99, 5.95, 6.74: median 2.945, deviations 0.955, 0.455, 0.045,
-        # 0.045, 3.005, 3.795 -> MAD (0.455 + 0.955) / 2 = 0.705; do's z 0.6745 * 3.795 / 0.705 = 3.63 > 3.5:
-        # do is dropped (paperspace's 2.88 stays). Median of the five left = 2.90.
+        # Eleven providers 1.49 1.99 2.40 2.49 2.5708 2.745 2.90 2.95 2.99 5.95 6.74: median 2.745, deviations
+        # 1.255 0.755 0.345 0.255 0.1742 0 0.155 0.205 0.245 3.205 3.995 -> MAD (the 6th) 0.255; beyond 3.5 x
+        # 0.255 / 0.6745 = 1.3232: paperspace (z 8.48) and do (z 10.57) are dropped; hyperbolic's z 0.6745 x
+        # 1.255 / 0.255 = 3.32 stays within 3.5. Median of the nine left (the 5th) = 2.5708, as undisturbed.
         # A100-80GB and H100 PCIe keep their values and constituents; only their input hashes change, as they
         # must: Lambda's rows now come from another body (another snapshot).
         for index_id in ("TSI-A100-80GB-OD", "TSI-H100-PCIE-OD"):
             mine, theirs = dict(poisoned[index_id]), dict(undisturbed[index_id])
             assert mine.pop("input_hash") != theirs.pop("input_hash"), index_id
             assert mine == theirs, index_id
-        assert (h100["status"], h100["value"], h100["n_providers"]) == ("final", Decimal("2.9000"), 5)
+        assert (h100["status"], h100["value"], h100["n_providers"]) == ("final", Decimal("2.5708"), 9)
         assert included(h100) == {"verda": Decimal("1.99"), "runpod": Decimal("2.49"), "fluidstack": Decimal("2.90"),
-                                  "lambda": Decimal("2.99"), "paperspace": Decimal("5.95")}
+                                  "lambda": Decimal("2.99"), "nebius": Decimal("2.95"), "hyperstack": Decimal("2.40"),
+                                  "cudo": Decimal("2.5708"), "hyperbolic": Decimal("1.49"),
+                                  "primeintellect": Decimal("2.745")}
         # BROAD: Lambda's rows 2.99, 3.29, 2.99 (catalog) + 2.99, 3.09, 3.19, 3.29 (page) -> median of seven
-        # 3.09. Eight providers 1.9011 (vast), 1.99, 2.49, 2.90, 3.09, 5.95, 5.98, 6.74: median
-        # (2.90 + 3.09) / 2 = 2.995; MAD (1.005 + 1.0939) / 2 = 1.049, do's z 2.41: nobody dropped.
-        assert (broad["value"], broad["n_providers"]) == (Decimal("2.9950"), 8)
+        # 3.09. Fifteen providers 1.49, 1.9011 (vast), 1.99, 2.10 (mithril), 2.40, 2.49, 2.5708, 2.745, 2.90,
+        # 2.95, 2.99 (shadeform), 3.09, 5.95, 5.98 (coreweave), 6.74: median (the 8th) 2.745; deviations sorted
+        # 0 .155 .1742 .205 .245 .255 .345 .345 ... -> MAD 0.345, beyond 3.5 x 0.345 / 0.6745 = 1.7902:
+        # paperspace, coreweave and do dropped. The twelve left: (2.49 + 2.5708) / 2 = 2.5304.
+        assert (broad["value"], broad["n_providers"]) == (Decimal("2.5304"), 12)
         assert included(broad)["lambda"] == Decimal("3.09")
 
     # The day is published like any other, from these fixings.

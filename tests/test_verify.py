@@ -48,14 +48,16 @@ def test_every_demo_date_verifies_from_the_raw_store(demo, capsys):
 def test_explain_shows_what_the_h100_fixing_rests_on(demo, capsys):
     code, out, _ = run(capsys, demo, "explain", "TSI-H100-SXM-OD", "2026-11-20")
     assert code == 0
-    # Worked by hand in tests/test_daily_flow.py from the 2026-11-20 recordings: six specialist providers,
-    # median (2.90 + 3.14) / 2 = 3.02. Screen: deviations 1.03, 0.53, 0.12, 0.12, 2.93, 3.72 -> MAD
-    # (0.53 + 1.03) / 2 = 0.78; the largest z, 0.6745 x 3.72 / 0.78 = 3.2, is within 3.5: nobody is dropped.
-    assert out.startswith("TSI-H100-SXM-OD on 2026-11-20: 3.0200 USD/GPU-hour (final, revision 1 of 1)")
-    assert "method        median of 6 provider values" in out
-    assert "providers     6 included of 6 considered; 16 observations" in out
+    # Worked by hand in tests/test_daily_flow.py from the 2026-11-20 recordings: eleven specialist providers,
+    # median 2.745, MAD 0.345; paperspace (z 6.27) and do (z 7.81) are dropped (beyond 3.5). The nine left,
+    # 1.49 1.99 2.40 2.49 2.5708 2.745 2.90 2.95 3.14: median 2.5708. Their rows: verda 2, runpod 4, fluidstack
+    # 1, lambda 4, nebius 2, hyperstack 2, cudo 3, hyperbolic 3, primeintellect 2 = 23 observations.
+    assert out.startswith("TSI-H100-SXM-OD on 2026-11-20: 2.5708 USD/GPU-hour (final, revision 1 of 1)")
+    assert "method        median of 9 provider values" in out
+    assert "providers     9 included of 11 considered; 23 observations" in out
     for provider, value in (("verda", "1.99"), ("runpod", "2.49"), ("fluidstack", "2.9"), ("lambda", "3.14"),
-                            ("paperspace", "5.95"), ("do", "6.74")):
+                            ("paperspace", "5.95"), ("do", "6.74"), ("nebius", "2.95"), ("hyperstack", "2.4"),
+                            ("cudo", "2.5708"), ("hyperbolic", "1.49"), ("primeintellect", "2.745")):
         assert any(line.split()[:2] == [provider, value] for line in out.splitlines()), provider
 
 
@@ -72,7 +74,7 @@ def test_a_tampered_fixing_is_reported_and_fails(demo_copy, capsys):
     con.close()
     code, out, _ = run(capsys, demo_copy, "verify", "--date", "2026-11-20")
     assert code == 1
-    assert "2026-11-20 TSI-H100-SXM-OD value: published 3.12, recomputed 3.02" in out
+    assert "2026-11-20 TSI-H100-SXM-OD value: published 2.6708, recomputed 2.5708" in out
     assert out.strip().splitlines()[-1].endswith("1 difference(s)")
 
 
@@ -88,7 +90,10 @@ def test_a_tampered_raw_body_is_reported_and_its_fixings_differ(demo_copy, capsy
     code, out, _ = run(capsys, demo_copy, "verify", "--date", "2026-11-20")
     assert code == 1
     assert f"snapshot {snapshot_id[:12]}: raw body at" in out
-    assert "TSI-H100-SXM-OD n_providers: published 6, recomputed 5" in out
+    # Without Lambda's rows: the eight providers of tests/test_poisoned_day.py's day without Lambda's catalog
+    # (paperspace and do screened out of ten), median (2.49 + 2.5708) / 2 = 2.5304.
+    assert "TSI-H100-SXM-OD n_providers: published 9, recomputed 8" in out
+    assert "2026-11-20 TSI-H100-SXM-OD value: published 2.5708, recomputed 2.5304" in out
 
 
 def test_a_corrupt_gzip_in_the_raw_store_is_named_and_the_rest_verified(demo_copy, capsys):
@@ -231,17 +236,23 @@ def h100_revisions(warehouse: Warehouse) -> list[tuple]:
 
 
 def test_a_correction_too_small_to_revise_still_verifies(demo_copy, capsys):
-    # Lambda 3.14 -> 3.144: median (2.90 + 3.144) / 2 = 3.022, +0.066% of 3.02: within 0.1%, not revised. The
-    # published 3.0200 rests on the bodies loaded when it was computed; verify must not count the later one.
-    load_late_lambda_body(demo_copy, "3.144")
-    assert h100_revisions(demo_copy) == [(1, Decimal("3.0200"))]
+    # Lambda 3.14 -> 2.569 (its later body has one row). Eleven providers 1.49 1.99 2.40 2.49 2.569 2.5708
+    # 2.745 2.90 2.95 5.95 6.74: median 2.5708; |p - m| = 1.0808 0.5808 0.1708 0.0808 0.0018 0 0.1742 0.3292
+    # 0.3792 3.3792 4.1692 -> MAD 0.3292, dropped beyond 3.5 x 0.3292 / 0.6745 = 1.7082: paperspace and do.
+    # The nine left: median (the 5th) 2.569, -0.07% of 2.5708: within 0.1%, not revised. The published 2.5708
+    # rests on the bodies loaded when it was computed; verify must not count the later one.
+    load_late_lambda_body(demo_copy, "2.569")
+    assert h100_revisions(demo_copy) == [(1, Decimal("2.5708"))]
     code, out, _ = run(capsys, demo_copy, "verify", "--date", "2026-11-20")
     assert code == 0, out
 
 
 def test_a_revised_fixing_verifies_from_the_bodies_it_saw(demo_copy, capsys):
-    # Lambda 3.14 -> 3.20: median (2.90 + 3.20) / 2 = 3.05, +0.99%: revision 2, recomputed with the new body.
-    load_late_lambda_body(demo_copy, "3.20")
-    assert h100_revisions(demo_copy) == [(1, Decimal("3.0200")), (2, Decimal("3.0500"))]
+    # Lambda 3.14 -> 2.20. Eleven providers 1.49 1.99 2.20 2.40 2.49 2.5708 2.745 2.90 2.95 5.95 6.74: median
+    # 2.5708; |p - m| = 1.0808 0.5808 0.3708 0.1708 0.0808 0 0.1742 0.3292 0.3792 3.3792 4.1692 -> MAD 0.3708,
+    # dropped beyond 3.5 x 0.3708 / 0.6745 = 1.9241: paperspace and do. The nine left 1.49 1.99 2.20 2.40 2.49
+    # 2.5708 2.745 2.90 2.95: median 2.49, -3.1%: revision 2, recomputed with the new body.
+    load_late_lambda_body(demo_copy, "2.20")
+    assert h100_revisions(demo_copy) == [(1, Decimal("2.5708")), (2, Decimal("2.4900"))]
     code, out, _ = run(capsys, demo_copy, "verify", "--date", "2026-11-20")
     assert code == 0, out

@@ -80,8 +80,12 @@ DESCRIPTION = "SkyPilot per-cloud VM catalogs (github.com/skypilot-org/skypilot-
 
 CATALOG_URL = "https://raw.githubusercontent.com/skypilot-org/skypilot-catalog/master/catalogs/{version}/{cloud}/vms.csv"
 
-# The clouds a live collection fetches: (catalog schema version, cloud). v7 and v8 are the versions the catalog
-# repository still refreshes (v5/v6 are frozen); Verda only exists from v8. The demo recordings under
+# The clouds a live collection fetches: (catalog schema version, cloud), every cloud this module parses. v7 and v8
+# are the versions the catalog repository still refreshes (v5/v6 are frozen); each cloud is fetched under the
+# version it is published in (Verda, Hyperstack, AWS, GCP, Cudo, Hyperbolic, Mithril, Prime Intellect, Seeweb and
+# Shadeform from v8; the others' v7 files are the current ones). Segments (pipeline/catalog/providers.csv): aws and
+# gcp hyperscaler; shadeform, mithril, simplepod and vast marketplace (the `vast` catalog is the provider `vast` of
+# the Vast API source too: one provider, one vote); the rest specialist. The demo recordings under
 # tests/fixtures/demo/ cover exactly these clouds, so adding one here means recording it there too.
 CLOUDS: tuple[tuple[str, str], ...] = (
     ("v7", "lambda"),
@@ -90,11 +94,6 @@ CLOUDS: tuple[tuple[str, str], ...] = (
     ("v7", "paperspace"),
     ("v7", "do"),
     ("v8", "verda"),
-)
-
-# Other clouds whose catalogs exist and parse with this module, kept for later (not fetched by default: no demo
-# recordings yet). Pass them to `requests(clouds=[...])` to fetch them.
-OTHER_KNOWN_CLOUDS: tuple[tuple[str, str], ...] = (
     ("v7", "nebius"),
     ("v7", "vast"),
     ("v8", "hyperstack"),
@@ -109,7 +108,11 @@ OTHER_KNOWN_CLOUDS: tuple[tuple[str, str], ...] = (
     ("v7", "simplepod"),
 )
 
-# Catalogs are small (these six are under 100 kB; AWS's, listing every zone, is the largest at some MB): 32 MiB
+# Other clouds whose catalogs exist and parse with this module, kept for later (not fetched by default: no demo
+# recordings). Pass them to `requests(clouds=[...])` to fetch them. Every known cloud is in CLOUDS today.
+OTHER_KNOWN_CLOUDS: tuple[tuple[str, str], ...] = ()
+
+# Catalogs are small (all but AWS's are under 100 kB; AWS's, listing every zone, is the largest at some MB): 32 MiB
 # leaves ample room and still refuses a runaway body.
 MAX_BODY_BYTES = 32 * 1024 * 1024
 
