@@ -26,14 +26,10 @@ HAS_VALUE = ("final", "widened", "carried")
 
 # Indices the demo recordings cannot give a value, and why. Everything else in pipeline/indices.toml must
 # have a value on at least 4 of the 5 demo days.
-NO_DEMO_VALUE = {
-    # No GPU index: the SkyPilot recordings hold every cloud of the live collection (twelve specialist clouds,
-    # AWS and GCP, four marketplaces), so each GPU index has three or more providers on every demo day.
-    # Read from OpenRouter's endpoint lists only, whose recording for mistralai/mistral-nemo has two paid
-    # endpoints (min_providers 3).
-    "TSI-MISTRAL-NEMO-IN": "two providers in the recorded OpenRouter endpoints list",
-    "TSI-MISTRAL-NEMO-OUT": "two providers in the recorded OpenRouter endpoints list",
-    "TSI-MISTRAL-NEMO-BLEND": "two providers in the recorded OpenRouter endpoints list",
+NO_DEMO_VALUE: dict[str, str] = {
+    # None: the SkyPilot recordings hold every cloud of the live collection (twelve specialist clouds, AWS and
+    # GCP, four marketplaces), so each GPU index has three or more providers on every demo day, and every token
+    # index three or more providers (or its one first-party lab) in the recorded endpoints and price lists.
 }
 
 
@@ -168,3 +164,15 @@ def test_every_shipped_index_has_a_value_on_most_demo_days(fixings):
         if len(days) < 4:
             short[index_id] = len(days)
     assert not short, f"indices with a value on fewer than 4 of the {len(demo_warehouse.DEMO_DATES)} demo days: {short}"
+
+
+def test_mistral_nemo_has_three_endpoints_on_every_demo_day(fixings):
+    # mistralai/mistral-nemo's recorded endpoints, USD per million tokens: Mistral 0.15 / 0.15, DeepInfra 0.02 /
+    # 0.04 (0.025 / 0.04 on 2026-11-20), Nebius AI Studio 0.04 / 0.12. Three providers: no outlier screen (it
+    # needs four). Input: the middle of 0.02 (or 0.025), 0.04, 0.15 = 0.04. Output: of 0.04, 0.12, 0.15 = 0.12.
+    # Blend per provider (0.75 in + 0.25 out): Mistral 0.15, DeepInfra 0.015 + 0.01 = 0.025 (0.01875 + 0.01 =
+    # 0.02875 on 11-20), Nebius 0.03 + 0.03 = 0.06: the middle is 0.06.
+    for day in demo_warehouse.DEMO_DATES:
+        assert fixings[("TSI-MISTRAL-NEMO-IN", day)] == ("final", Decimal("0.0400")), day
+        assert fixings[("TSI-MISTRAL-NEMO-OUT", day)] == ("final", Decimal("0.1200")), day
+        assert fixings[("TSI-MISTRAL-NEMO-BLEND", day)] == ("final", Decimal("0.0600")), day

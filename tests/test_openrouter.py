@@ -558,7 +558,6 @@ def test_real_providers_response_is_not_a_models_list(catalog, shared_real):
 # --- the demo recordings -----------------------------------------------------------------------------------
 
 DEMO_DATES = ["2026-11-16", "2026-11-17", "2026-11-18", "2026-11-19", "2026-11-20"]
-TWO_PROVIDER_MODEL = "mistralai/mistral-nemo"
 RATE_LIMITED = ("2026-11-18", f"{MODELS_URL}/qwen/qwen-2.5-72b-instruct/endpoints")
 
 
@@ -593,8 +592,6 @@ def test_demo_bodies_parse_cleanly_with_the_expected_providers(catalog, day):
     reasons = Counter(r.reason for r in models.rejections)
     assert reasons["free_listing"] >= 2 and reasons["variable_price"] >= 2 and reasons["unknown_instrument"] >= 2
     assert set(reasons) <= EXPECTED_REAL_REASONS
-    # the 2-provider model is absent from the models list, so no source gives it a third provider
-    assert not any(o.source_instrument == TWO_PROVIDER_MODEL for o in models.observations)
     for model_id in ENDPOINT_MODELS:
         url = f"{MODELS_URL}/{model_id}/endpoints"
         if (day, url) == RATE_LIMITED:
@@ -603,10 +600,7 @@ def test_demo_bodies_parse_cleanly_with_the_expected_providers(catalog, day):
         assert not result.rejections, (day, model_id, result.rejections)  # no band, duplicate or price problem
         assert {o.instrument for o in result.observations} == {catalog.resolve_model(model_id).canonical}
         providers = {o.provider for o in result.observations}
-        if model_id == TWO_PROVIDER_MODEL:
-            assert len(providers) == 2
-        else:
-            assert 3 <= len(providers) <= 7, (day, model_id, providers)
+        assert 3 <= len(providers) <= 7, (day, model_id, providers)
 
 
 # The first seven models have indices of their own (pipeline/indices.toml); the rest are collected only.
