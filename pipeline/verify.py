@@ -172,7 +172,7 @@ def _snapshots(con, published: list[dict], definitions: dict) -> pl.DataFrame:
     rows = con.execute(
         sql("select_raw_snapshots_between"),
         {"fetched_after": after, "fetched_until": until, "fx_sources": fx_sources,
-         "fx_after": after - timedelta(days=FX_LOOKBACK_DAYS), "first_date": after.date()},
+         "fx_after": after - timedelta(days=FX_LOOKBACK_DAYS), "first_date": after.date(), "last_date": last},
     ).fetchall()
     return pl.DataFrame(rows, schema=SNAPSHOT_SCHEMA, orient="row")
 
