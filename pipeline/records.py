@@ -143,14 +143,12 @@ def read_decimal(value: object) -> Decimal | None:
             number = Decimal(text)
         except (ArithmeticError, ValueError):
             return None
-    elif isinstance(value, int):
-        if abs(value) > MAX_MAGNITUDE:
+        # At most MAX_NUMBER_CHARS characters: at most as many digits.
+        return number if number.is_finite() and abs(number) <= MAX_MAGNITUDE else None
+    if isinstance(value, int):
+        return Decimal(value) if abs(value) <= MAX_MAGNITUDE else None
+    if isinstance(value, Decimal):
+        if not value.is_finite() or abs(value) > MAX_MAGNITUDE or len(value.as_tuple().digits) > MAX_NUMBER_CHARS:
             return None
-        number = Decimal(value)
-    elif isinstance(value, Decimal):
-        number = value
-    else:
-        return None
-    if not number.is_finite() or abs(number) > MAX_MAGNITUDE or len(number.as_tuple().digits) > MAX_NUMBER_CHARS:
-        return None
-    return number
+        return value
+    return None

@@ -12,6 +12,7 @@ never be read as one.
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 
 from pipeline.records import ParseError
@@ -37,6 +38,13 @@ class Conflict:
 
 
 def _pairs_to_dict(pairs: list[tuple[str, object]]) -> dict:
+    out = dict(pairs)
+    if len(out) == len(pairs):
+        return out  # no key repeated: the common case, at C speed
+    return _merge_repeats(pairs)
+
+
+def _merge_repeats(pairs: list[tuple[str, object]]) -> dict:
     out: dict = {}
     for key, value in pairs:
         if key not in out:
@@ -60,14 +68,50 @@ def _integer(text: str) -> int | Decimal:
 def load_json(raw: bytes, what: str) -> object:
     """Decode a body; numbers become Decimal so that a numeric price is as exact as a string one; a key repeated
     with different values becomes a Conflict (see the module's docstring)."""
+    return _decode(raw, what, _pairs_to_dict)
+
+
+def load_json_with_repeats(raw: bytes, what: str) -> tuple[object, bool]:
+    """load_json, and whether any object of the body repeats a key (with the same value or not): a body that
+    repeats none needs no record checked with conflicting_keys (the columnar path of a large body)."""
+    repeats = []
+
+    def hook(pairs: list[tuple[str, object]]) -> dict:
+        out = dict(pairs)
+        if len(out) == len(pairs):
+            return out
+        repeats.append(True)
+        return _merge_repeats(pairs)
+
+    return _decode(raw, what, hook), bool(repeats)
+
+
+def _decode(raw: bytes, what: str, hook) -> object:
     if not raw.strip():
         raise ParseError(f"{what}: body is empty")
     try:
-        return json.loads(raw, parse_float=Decimal, parse_int=_integer, parse_constant=Decimal,
-                          object_pairs_hook=_pairs_to_dict)
+        value = json.loads(raw, parse_float=Decimal, parse_int=_integer, parse_constant=Decimal, object_pairs_hook=hook)
+        if _SURROGATE_ESCAPE.search(raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")):
+            _refuse_lone_surrogates(value, what)
+        return value
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         start = raw[:60].decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)[:60]
         raise ParseError(f"{what}: body is not JSON ({type(exc).__name__}: {exc}); it starts {start!r}") from None
+
+
+# A UTF-16 surrogate written as a JSON escape (`\\ud800`): paired, it is one character (an emoji); alone, it is no
+# character at all, which no text column can hold.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _refuse_lone_surrogates(value: object, what: str) -> None:
+    """A body whose strings hold a lone surrogate is not text: refused whole, in one line, before a parser reads it
+    (the warehouse could not store such a string, and the snapshot failed at its load with an encoding error)."""
+    try:
+        json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ParseError(f"{what}: the body holds a lone UTF-16 surrogate ({exc.object[exc.start:exc.end]!r}), "
+                         "which is no character") from None
 
 
 def conflicting_keys(value: object, path: str = "", limit: int = 10) -> list[str]:
