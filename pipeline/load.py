@@ -9,42 +9,29 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timezone
 from decimal import Decimal
+from types import ModuleType
 
 import duckdb
 import polars as pl
 
-from pipeline.catalog import Catalog
+from pipeline.catalog import Catalog, default_catalog
+from pipeline.columnar import PARSED_SCHEMA, frame_from_observations
 from pipeline.http import utc_now
-from pipeline.normalise import MAX_FX_AGE_DAYS, parse_body
+from pipeline.normalise import MAX_FX_AGE_DAYS, check_columns, parse_body
 from pipeline.rawstore import RawStore
-from pipeline.records import FX, FxRate, ParseContext, ParseResult
+from pipeline.records import FX, FxRate, ParseContext, ParseResult, Rejection
 from pipeline.sources import SOURCES, get_source
 from pipeline.warehouse import fetch_first, naive_utc, sql, transaction
 
 # Explicit schemas: decimals and timestamps must not be inferred differently from one batch to the next.
 OBSERVATION_SCHEMA = {
     "snapshot_id": pl.String,
-    "row_key": pl.String,
     "source": pl.String,
-    "provider": pl.String,
-    "instrument_kind": pl.String,
-    "instrument": pl.String,
-    "source_instrument": pl.String,
-    "price_type": pl.String,
-    "region": pl.String,
-    "gpu_count": pl.Decimal(12, 4),
-    "original_price": pl.Decimal(38, 18),
-    "original_currency": pl.String,
-    "original_unit": pl.String,
-    "usd_price": pl.Decimal(20, 10),
     "observed_at": pl.Datetime("us"),
-    "attributes": pl.String,
-    "segment": pl.String,
-    "valid_from": pl.Date,
-    "valid_to": pl.Date,
-    "fx_usd_per_unit": pl.Decimal(20, 10),
-    "fx_rate_date": pl.Date,
     "valid_until": pl.Date,
+    # a parsed frame's columns (pipeline.columnar), the GPU count at the warehouse's scale
+    **{name: dtype for name, dtype in PARSED_SCHEMA.items() if name not in ("_seq", "price_in_currency")},
+    "gpu_count": pl.Decimal(12, 4),
 }
 FX_RATE_SCHEMA = {
     "rate_date": pl.Date,
@@ -64,6 +51,11 @@ REJECTION_SCHEMA = {
 }
 
 
+# From this size on, a body of a source with a columnar path takes it (pipeline.columnar): below it, objects
+# cost nothing worth saving and the readable path is the one a person follows. A real Vast answer of 3,000
+# offers is some 9 MB, a SkyPilot catalog from 1 kB (DigitalOcean) to some MB (AWS).
+COLUMNAR_MIN_BYTES = 256 * 1024
+
 # A price that moves by this factor or more from the same row's price in the provider's previous snapshot is
 # flagged for a person to look at (the classic per-token vs per-1K unit slip moves by 1000).
 JUMP_RATIO = Decimal(10)
@@ -76,38 +68,22 @@ class LoadReport:
 
 
 def observations_frame(result: ParseResult, ctx: ParseContext) -> pl.DataFrame:
-    observed_at = naive_utc(ctx.observed_at)
-    rows = [
-        {
-            "snapshot_id": ctx.snapshot_id,
-            "row_key": o.row_key,
-            "source": ctx.source,
-            "provider": o.provider,
-            "instrument_kind": o.instrument_kind,
-            "instrument": o.instrument,
-            "source_instrument": o.source_instrument,
-            "price_type": o.price_type,
-            "region": o.region,
-            "gpu_count": o.gpu_count,
-            "original_price": o.original_price,
-            "original_currency": o.original_currency,
-            "original_unit": o.original_unit,
-            "usd_price": o.usd_price,
-            "observed_at": observed_at,
-            "attributes": o.attributes_json(),
-            "segment": o.segment,
-            "valid_from": o.valid_from,
-            "valid_to": o.valid_to,
-            "fx_usd_per_unit": o.fx_usd_per_unit,
-            "fx_rate_date": o.fx_rate_date,
-            "valid_until": ctx.valid_until,
-        }
-        for o in result.observations
-    ]
-    return pl.DataFrame(rows, schema=OBSERVATION_SCHEMA)
+    """The checked observations of the readable path as the loader's batch."""
+    return warehouse_batch(frame_from_observations(result.observations).drop("_seq"), ctx)
 
 
-def fx_rates_frame(result: ParseResult, ctx: ParseContext) -> pl.DataFrame:
+def warehouse_batch(checked: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
+    """Checked observations (PARSED_SCHEMA without `_seq`, from either path) with their snapshot's columns, typed
+    as the warehouse holds them."""
+    return checked.with_columns(
+        snapshot_id=pl.lit(ctx.snapshot_id, dtype=pl.String),
+        source=pl.lit(ctx.source, dtype=pl.String),
+        observed_at=pl.lit(naive_utc(ctx.observed_at), dtype=pl.Datetime("us")),
+        valid_until=pl.lit(ctx.valid_until, dtype=pl.Date),
+    ).select([pl.col(name).cast(dtype) for name, dtype in OBSERVATION_SCHEMA.items()])
+
+
+def fx_rates_frame(fx_rates: list[FxRate], ctx: ParseContext) -> pl.DataFrame:
     rows = [
         {
             "rate_date": r.rate_date,
@@ -116,7 +92,7 @@ def fx_rates_frame(result: ParseResult, ctx: ParseContext) -> pl.DataFrame:
             "snapshot_id": ctx.snapshot_id,
             "units_per_eur": r.units_per_eur,
         }
-        for r in result.fx_rates
+        for r in fx_rates
     ]
     return pl.DataFrame(rows, schema=FX_RATE_SCHEMA)
 
@@ -142,7 +118,7 @@ class WarehouseFx:
         return self._cache[key]
 
 
-def rejections_frame(result: ParseResult, ctx: ParseContext) -> pl.DataFrame:
+def rejections_frame(rejections: list[Rejection], ctx: ParseContext) -> pl.DataFrame:
     observed_at = naive_utc(ctx.observed_at)
     rows = [
         {
@@ -154,15 +130,22 @@ def rejections_frame(result: ParseResult, ctx: ParseContext) -> pl.DataFrame:
             "raw_excerpt": r.raw_excerpt,
             "observed_at": observed_at,
         }
-        for r in result.rejections
+        for r in rejections
     ]
     return pl.DataFrame(rows, schema=REJECTION_SCHEMA)
 
 
 def load_result(con: duckdb.DuckDBPyConnection, ctx: ParseContext, result: ParseResult) -> None:
-    observations = observations_frame(result, ctx).to_arrow()
-    rejections = rejections_frame(result, ctx).to_arrow()
-    fx_rates = fx_rates_frame(result, ctx).to_arrow()
+    load_frames(con, ctx, observations_frame(result, ctx), rejections_frame(result.rejections, ctx),
+                fx_rates_frame(result.fx_rates, ctx))
+
+
+def load_frames(con: duckdb.DuckDBPyConnection, ctx: ParseContext, observation_frame: pl.DataFrame,
+                rejection_frame: pl.DataFrame, fx_rate_frame: pl.DataFrame) -> None:
+    """Replace what the snapshot gave before by these rows, in one transaction (both paths load here)."""
+    observations = observation_frame.to_arrow()
+    rejections = rejection_frame.to_arrow()
+    fx_rates = fx_rate_frame.to_arrow()
     with transaction(con):
         con.execute(sql("delete_snapshot_observations"), {"snapshot_id": ctx.snapshot_id})
         con.execute(sql("delete_snapshot_digests"), {"snapshot_id": ctx.snapshot_id})
@@ -182,7 +165,7 @@ def load_result(con: duckdb.DuckDBPyConnection, ctx: ParseContext, result: Parse
             con.unregister("observation_batch")
             con.unregister("rejection_batch")
             con.unregister("fx_rate_batch")
-        _record_parse(con, ctx.snapshot_id, "loaded", len(result.observations), len(result.rejections), None)
+        _record_parse(con, ctx.snapshot_id, "loaded", observation_frame.height, rejection_frame.height, None)
 
 
 def parse_pending(
@@ -224,8 +207,7 @@ def _parse_all(con, store: RawStore, rows: list[tuple], catalog: Catalog | None,
             valid_until=valid_until,
         )
         try:
-            result = parse_body(get_source(source_id), store.get(sha256), ctx, catalog, fx=WarehouseFx(con))
-            load_result(con, ctx, result)
+            counts = parse_and_load(con, ctx, get_source(source_id), store.get(sha256), catalog)
         except Exception as exc:  # noqa: BLE001 - whatever a body does to its parser, the others go on
             # The body cannot be read (not the format, cut short, hostile, or a parser's own bug): the snapshot
             # fails loudly with the reason, its load (one transaction) leaves nothing, and its body stays in the
@@ -234,10 +216,27 @@ def _parse_all(con, store: RawStore, rows: list[tuple], catalog: Catalog | None,
             _record_parse(con, snapshot_id, "failed", 0, 0, message[:2000])
             report.failed[snapshot_id] = message
         else:
-            report.loaded[snapshot_id] = (len(result.observations), len(result.rejections))
+            report.loaded[snapshot_id] = counts
         if progress is not None:
             progress(number, len(rows))
     return report
+
+
+def parse_and_load(con: duckdb.DuckDBPyConnection, ctx: ParseContext, source: ModuleType, raw: bytes,
+                   catalog: Catalog | None) -> tuple[int, int]:
+    """Parse one body and load what it gives: (observations, rejections). A large body of a source that has a
+    columnar path (`parse_columns`) takes it; every other body the readable one. Both give the same rows."""
+    fx = WarehouseFx(con)
+    if len(raw) >= COLUMNAR_MIN_BYTES and hasattr(source, "parse_columns"):
+        catalog = catalog or default_catalog()
+        parsed = source.parse_columns(raw, ctx, catalog)
+        kept, rejections = check_columns(parsed, ctx, catalog, fx)
+        load_frames(con, ctx, warehouse_batch(kept, ctx), rejections_frame(rejections, ctx),
+                    fx_rates_frame(parsed.fx_rates, ctx))
+        return kept.height, len(rejections)
+    result = parse_body(source, raw, ctx, catalog, fx=fx)
+    load_result(con, ctx, result)
+    return len(result.observations), len(result.rejections)
 
 
 def failure_text(exc: BaseException) -> str:
