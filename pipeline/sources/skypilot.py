@@ -50,7 +50,8 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
+from typing import NamedTuple
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -58,6 +59,7 @@ from pathlib import Path
 import httpx
 
 from pipeline.catalog import Catalog, Resolution, default_catalog, gpu_name_key
+from pipeline.columnar import ColumnarResult
 from pipeline.http import FetchedBody, fetch_body, utc_now
 from pipeline.records import (
     GPU,
@@ -218,6 +220,13 @@ def parse(raw: bytes, ctx: ParseContext, catalog: Catalog | None = None) -> Pars
     return result
 
 
+def parse_columns(raw: bytes, ctx: ParseContext, catalog: Catalog | None = None) -> ColumnarResult:
+    """parse(), as columns: the path of a large catalog (pipeline.sources.skypilot_columns)."""
+    from pipeline.sources.skypilot_columns import parse_catalog_columns
+
+    return parse_catalog_columns(raw, ctx, catalog)
+
+
 def _read_rows(raw: bytes) -> tuple[list[tuple[str, list[str]]], list[str]]:
     """Decode, read the header, check the columns; return (line text, cells) per data row and the column names."""
     try:
@@ -231,8 +240,9 @@ def _read_rows(raw: bytes) -> tuple[list[tuple[str, list[str]]], list[str]]:
         raise ParseError(
             f"SkyPilot catalog is cut short: its last line has no line end (a truncated body?): {last[-80:]!r}"
         )
-    # StringIO with newline="" splits on \n, \r\n and \r only and keeps them, as the csv module expects.
-    lines = _LineTracker(io.StringIO(text, newline=""))
+    # StringIO with newline="" splits on \n, \r\n and \r only and keeps them, as the csv module expects. The
+    # reader's line_num says how many lines each row took: a row's own text is those lines (its excerpt).
+    lines = list(io.StringIO(text, newline=""))
     reader = csv.reader(lines)
     try:
         header = next(reader)
@@ -242,7 +252,7 @@ def _read_rows(raw: bytes) -> tuple[list[tuple[str, list[str]]], list[str]]:
         raise ParseError("SkyPilot catalog has no header line") from None
     except csv.Error as exc:
         raise ParseError(f"SkyPilot catalog header is not CSV: {exc}") from None
-    lines.take()  # the header's text is not part of the first row's excerpt
+    consumed = reader.line_num  # the header's text is not part of the first row's excerpt
     columns = [name.strip().lower() for name in header]
     counts = Counter(columns)
     repeated = [name for name in READ_COLUMNS if counts[name] > 1]
@@ -259,36 +269,34 @@ def _read_rows(raw: bytes) -> tuple[list[tuple[str, list[str]]], list[str]]:
         raise ParseError(
             f"SkyPilot catalog lacks required column(s) {', '.join(missing)}; header was {','.join(header)[:200]!r}"
         )
+    try:
+        records = list(reader)
+    except csv.Error:
+        records = None  # read again row by row below, to say where
+    if records is not None and consumed + len(records) == len(lines):
+        # Every record one line (no quoted line break anywhere, the usual case): record i is line i.
+        return [(lines[consumed + i], cells) for i, cells in enumerate(records)
+                if cells and (cells[0].strip() or "".join(cells).strip())], columns  # blank lines are no rows
+    return _rows_line_by_line(lines, consumed), columns
+
+
+def _rows_line_by_line(lines: list[str], consumed: int) -> list[tuple[str, list[str]]]:
+    """The data rows after the header's `consumed` lines, each with the text of the lines it took."""
+    reader = csv.reader(lines[consumed:])
+    start = 0
     rows = []
     try:
         for cells in reader:
-            line = lines.take()
+            end = reader.line_num
+            line = lines[consumed + start] if end == start + 1 else "".join(lines[consumed + start:consumed + end])
+            start = end
             if not cells or not "".join(cells).strip():
                 continue  # blank line
             rows.append((line, cells))
     except csv.Error as exc:
-        raise ParseError(f"SkyPilot catalog is not valid CSV near {lines.take()[:120]!r}: {exc}") from None
-    return rows, columns
-
-
-class _LineTracker:
-    """Feeds csv.reader line by line and remembers the text of the lines behind the last row (for excerpts)."""
-
-    def __init__(self, lines: Iterable[str]):
-        self._lines = iter(lines)
-        self._consumed: list[str] = []
-
-    def __iter__(self) -> Iterator[str]:
-        return self
-
-    def __next__(self) -> str:
-        line = next(self._lines)
-        self._consumed.append(line)
-        return line
-
-    def take(self) -> str:
-        text, self._consumed = "".join(self._consumed), []
-        return text
+        near = "".join(lines[consumed + start:consumed + reader.line_num])
+        raise ParseError(f"SkyPilot catalog is not valid CSV near {near[:120]!r}: {exc}") from None
+    return rows
 
 
 def _parse_row(
@@ -303,70 +311,25 @@ def _parse_row(
     accelerator = row["acceleratorname"]
     region = row["region"]
     zone = row.get("availabilityzone", "")
-    # GCP lists GPUs that attach to any VM with an empty InstanceType; the GPU and its count then name the row.
-    instance_label = instance_type or f"[{accelerator} x{row['acceleratorcount']}]"
-    base_key = f"{instance_label}|{region}|{zone}"
-
-    def reject(reason: str, detail: str, price_type: str = "*") -> None:
-        result.rejections.append(Rejection.of(f"{base_key}|{price_type}", reason, detail, line))
-
-    if not accelerator:
-        # GCP's A2/A3/G2 machine rows carry only the host (vCPU and RAM) part of the price: their GPUs are priced on
-        # their own accelerator rows, so the host row is no GPU observation either.
-        reject("no_accelerator", f"{instance_label!r} has no GPU on this row (a CPU-only instance or a host-only price)")
-        return
-    count = _parse_count(row["acceleratorcount"])
-    if count is None:
-        reject("bad_gpu_count", f"AcceleratorCount {row['acceleratorcount']!r} is not a positive number")
-        return
-    if NOT_A_GPU.match(accelerator):
-        reject("not_a_gpu", f"accelerator {accelerator!r} is not a GPU (TPU, Inferentia, Trainium, Gaudi or Qualcomm AI)")
-        return
-
-    try:
-        info_name, stated_mib = _gpu_info(row.get("gpuinfo", ""))
-    except _HostileCell as exc:
-        reject("malformed_row", f"GpuInfo {exc}")
-        return
-    # Aggregators (Prime Intellect) name the offer their way and keep the upstream cloud's own instance name beside
-    # it; alias patterns are searched in both, since the upstream name is often the one that states the form factor.
     upstream = row.get("upstreamcloudid", "")
-    described_as = f"{instance_type} {upstream}".strip() if upstream and upstream != instance_type else instance_type
-    canonical, memory_mib, detail = _resolve(
-        catalog, accelerator, info_name, provider, described_as, count, stated_mib, memory_reference
-    )
-    if canonical is None:
-        reject("unknown_instrument", detail)
+    base_key = f"{_instance_label(instance_type, accelerator, row['acceleratorcount'])}|{region}|{zone}"
+    identity = _identity(instance_type, accelerator, row["acceleratorcount"], row.get("gpuinfo", ""), upstream,
+                         provider, catalog, memory_reference)
+    if isinstance(identity, _Refusal):
+        result.rejections.append(Rejection.of(f"{base_key}|*", identity.reason, identity.detail, line))
         return
-
-    attributes: dict = {"instance_type": instance_type}
-    if memory_mib is not None:
-        attributes["gpu_memory_mib"] = memory_mib
-    if zone:
-        attributes["availability_zone"] = zone
-    if row.get("upstreamcloudid"):
-        attributes["upstream_cloud_id"] = row["upstreamcloudid"]
-    if not instance_type:
-        # GCP's attachable-GPU rows: the price of the GPUs alone, without the VM they attach to (GCP publishes its
-        # GPU prices this way too). Kept, and marked, so that a methodology can tell them from all-in instance prices.
-        attributes["price_scope"] = "gpu_only"
-
+    canonical, memory_mib, count = identity
+    attributes = _attributes(instance_type, memory_mib, zone, upstream)
     for column, price_type in PRICE_COLUMNS.items():
         if column not in row:
             continue  # this cloud has no such price (e.g. no SpotPrice column at all)
-        cell = row[column]
-        if not cell:
-            continue  # empty: not offered at this price type
-        price = _parse_decimal(cell)
-        if price is None or price < 0:
-            reject("bad_price", f"{column} {cell[:80]!r} is not a non-negative number within {MAX_MAGNITUDE}",
-                   price_type)
+        priced = _price(column, price_type, row[column], count)
+        if priced is None:
             continue
-        if price == 0 and price_type == SPOT:
-            continue  # 0.00 spot = no spot offer (Vast writes it on every row)
-        if price / count > MAX_MAGNITUDE:
-            reject("bad_price", f"{column} {cell!r} over {count} GPUs is beyond {MAX_MAGNITUDE} per GPU-hour", price_type)
+        if isinstance(priced, _Refusal):
+            result.rejections.append(Rejection.of(f"{base_key}|{price_type}", priced.reason, priced.detail, line))
             continue
+        price, usd_price = priced
         result.observations.append(
             Observation(
                 row_key=f"{base_key}|{price_type}",
@@ -378,13 +341,84 @@ def _parse_row(
                 original_price=price,
                 original_currency="USD",
                 original_unit="instance_hour",
-                # A zero on-demand price is passed on as is: the shared checks reject it as not_positive.
-                usd_price=quantize_usd(price / count),
+                usd_price=usd_price,
                 region=region or None,
                 gpu_count=count,
                 attributes=dict(attributes),
             )
         )
+
+
+class _Refusal(NamedTuple):
+    reason: str
+    detail: str
+
+
+def _instance_label(instance_type: str, accelerator: str, count_text: str) -> str:
+    # GCP lists GPUs that attach to any VM with an empty InstanceType; the GPU and its count then name the row.
+    return instance_type or f"[{accelerator} x{count_text}]"
+
+
+def _identity(instance_type: str, accelerator: str, count_text: str, gpu_info: str, upstream: str, provider: str,
+              catalog: Catalog, memory_reference: dict[str, int]) -> tuple[str, int | None, Decimal] | _Refusal:
+    """What GPU a row prices, from the cells that say it: (canonical GPU, memory worth keeping, GPU count), or
+    the row's refusal. The same cells give the same answer, so the columnar path asks once per distinct set."""
+    instance_label = _instance_label(instance_type, accelerator, count_text)
+    if not accelerator:
+        # GCP's A2/A3/G2 machine rows carry only the host (vCPU and RAM) part of the price: their GPUs are priced on
+        # their own accelerator rows, so the host row is no GPU observation either.
+        return _Refusal("no_accelerator",
+                        f"{instance_label!r} has no GPU on this row (a CPU-only instance or a host-only price)")
+    count = _parse_count(count_text)
+    if count is None:
+        return _Refusal("bad_gpu_count", f"AcceleratorCount {count_text!r} is not a positive number")
+    if NOT_A_GPU.match(accelerator):
+        return _Refusal("not_a_gpu",
+                        f"accelerator {accelerator!r} is not a GPU (TPU, Inferentia, Trainium, Gaudi or Qualcomm AI)")
+    try:
+        info_name, stated_mib = _gpu_info(gpu_info)
+    except _HostileCell as exc:
+        return _Refusal("malformed_row", f"GpuInfo {exc}")
+    # Aggregators (Prime Intellect) name the offer their way and keep the upstream cloud's own instance name beside
+    # it; alias patterns are searched in both, since the upstream name is often the one that states the form factor.
+    described_as = f"{instance_type} {upstream}".strip() if upstream and upstream != instance_type else instance_type
+    canonical, memory_mib, detail = _resolve(
+        catalog, accelerator, info_name, provider, described_as, count, stated_mib, memory_reference
+    )
+    if canonical is None:
+        return _Refusal("unknown_instrument", detail)
+    return canonical, memory_mib, count
+
+
+def _attributes(instance_type: str, memory_mib: int | None, zone: str, upstream: str) -> dict:
+    attributes: dict = {"instance_type": instance_type}
+    if memory_mib is not None:
+        attributes["gpu_memory_mib"] = memory_mib
+    if zone:
+        attributes["availability_zone"] = zone
+    if upstream:
+        attributes["upstream_cloud_id"] = upstream
+    if not instance_type:
+        # GCP's attachable-GPU rows: the price of the GPUs alone, without the VM they attach to (GCP publishes its
+        # GPU prices this way too). Kept, and marked, so that a methodology can tell them from all-in instance prices.
+        attributes["price_scope"] = "gpu_only"
+    return attributes
+
+
+def _price(column: str, price_type: str, cell: str, count: Decimal) -> tuple[Decimal, Decimal] | _Refusal | None:
+    """(price as written, USD per GPU-hour) of one price cell, None when the cell offers nothing (empty, or a spot
+    price of 0), or the cell's refusal."""
+    if not cell:
+        return None  # empty: not offered at this price type
+    price = _parse_decimal(cell)
+    if price is None or price < 0:
+        return _Refusal("bad_price", f"{column} {cell[:80]!r} is not a non-negative number within {MAX_MAGNITUDE}")
+    if price == 0 and price_type == SPOT:
+        return None  # 0.00 spot = no spot offer (Vast writes it on every row)
+    if price / count > MAX_MAGNITUDE:
+        return _Refusal("bad_price", f"{column} {cell!r} over {count} GPUs is beyond {MAX_MAGNITUDE} per GPU-hour")
+    # A zero on-demand price is passed on as is: the shared checks reject it as not_positive.
+    return price, quantize_usd(price / count)
 
 
 def _parse_decimal(text: str) -> Decimal | None:
@@ -493,20 +527,51 @@ def _single_gpu_memories(rows: list[tuple[str, list[str]]], columns: list[str]) 
     """
     if "gpuinfo" not in columns:
         return {}
+    whole = [cells for _line, cells in rows if len(cells) == len(columns)]
+    return _memory_reference(_column(whole, columns, "acceleratorname"), _column(whole, columns, "acceleratorcount"),
+                             _column(whole, columns, "gpuinfo"))
+
+
+def _column(rows: list[list[str]], columns: list[str], name: str) -> list[str]:
+    """The stripped cells of one column (as dict(zip(columns, cells)) reads a row: the last column of that name),
+    or empty cells when the file has no such column."""
+    if name not in columns:
+        return [""] * len(rows)
+    position = len(columns) - 1 - columns[::-1].index(name)
+    return [cells[position].strip() for cells in rows]
+
+
+def _memory_reference(accelerators: list[str], count_texts: list[str], gpu_infos: list[str]) -> dict[str, int]:
+    count_of, info_of = _memo(_parse_count), _memo(_stated_memory)
     seen: dict[str, Counter] = {}
-    for _line, cells in rows:
-        if len(cells) != len(columns):
+    for accelerator, count_text, info in zip(accelerators, count_texts, gpu_infos):
+        if not accelerator or count_of(count_text) != 1:
             continue
-        row = dict(zip(columns, (cell.strip() for cell in cells)))
-        if _parse_count(row["acceleratorcount"]) != 1 or not row["acceleratorname"]:
-            continue
-        try:
-            memory = _as_mib(_gpu_info(row["gpuinfo"])[1])
-        except _HostileCell:
-            continue  # refused as malformed_row when the row itself is read
+        memory = info_of(info)
         if memory is not None:
-            seen.setdefault(gpu_name_key(row["acceleratorname"]), Counter())[memory] += 1
+            seen.setdefault(gpu_name_key(accelerator), Counter())[memory] += 1
     return {name: counter.most_common(1)[0][0] for name, counter in seen.items()}
+
+
+def _stated_memory(gpu_info: str) -> int | None:
+    try:
+        return _as_mib(_gpu_info(gpu_info)[1])
+    except _HostileCell:
+        return None  # refused as malformed_row when the row itself is read
+
+
+def _memo(function):
+    """function(value), computed once per distinct value (a catalog repeats its cells region after region)."""
+    seen: dict = {}
+
+    def once(*key):
+        try:
+            return seen[key]
+        except KeyError:
+            seen[key] = result = function(*key)
+            return result
+
+    return once
 
 
 def _close(a: Decimal | int, b: Decimal | int, tolerance: Decimal) -> bool:
