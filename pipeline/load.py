@@ -6,6 +6,7 @@ re-parsed later from what was kept. Loading a snapshot replaces what it gave bef
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timezone
 from decimal import Decimal
@@ -196,47 +197,102 @@ def _fx_sources() -> list[str]:
 
 def _parse_all(con, store: RawStore, rows: list[tuple], catalog: Catalog | None,
                progress: Callable[[int, int], None] | None) -> LoadReport:
+    """Parse each snapshot and load it, in order. While DuckDB loads one (its own connection, in a thread: DuckDB
+    works without Python's lock), the next is parsed: an import of many bodies then takes about the time of its
+    parsing alone. One load at a time is in flight; after an FX snapshot the next parse waits for its load, since
+    it may convert at the rates that load brings."""
     report = LoadReport()
-    for number, (snapshot_id, sha256, source_id, url, provider, fetched_at, valid_until) in enumerate(rows, start=1):
-        ctx = ParseContext(
-            source=source_id,
-            observed_at=fetched_at.replace(tzinfo=timezone.utc),
-            url=url,
-            snapshot_id=snapshot_id,
-            provider=provider,
-            valid_until=valid_until,
-        )
-        try:
-            counts = parse_and_load(con, ctx, get_source(source_id), store.get(sha256), catalog)
-        except Exception as exc:  # noqa: BLE001 - whatever a body does to its parser, the others go on
-            # The body cannot be read (not the format, cut short, hostile, or a parser's own bug): the snapshot
-            # fails loudly with the reason, its load (one transaction) leaves nothing, and its body stays in the
-            # store for a re-parse. The rest of the collection, and the day's fixing, go on without it.
-            message = failure_text(exc)
-            _record_parse(con, snapshot_id, "failed", 0, 0, message[:2000])
-            report.failed[snapshot_id] = message
+    finished = 0
+
+    def tell(snapshot_id: str, outcome: tuple[int, int] | str) -> None:
+        nonlocal finished
+        if isinstance(outcome, str):
+            report.failed[snapshot_id] = outcome
         else:
-            report.loaded[snapshot_id] = counts
+            report.loaded[snapshot_id] = outcome
+        finished += 1
         if progress is not None:
-            progress(number, len(rows))
+            progress(finished, len(rows))
+
+    loader_con = con.cursor()  # a second connection to the same database, for the loading thread
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tsi-load") as loader:
+            in_flight = None
+            for snapshot_id, sha256, source_id, url, provider, fetched_at, valid_until in rows:
+                ctx = ParseContext(
+                    source=source_id,
+                    observed_at=fetched_at.replace(tzinfo=timezone.utc),
+                    url=url,
+                    snapshot_id=snapshot_id,
+                    provider=provider,
+                    valid_until=valid_until,
+                )
+                source = get_source(source_id)
+                try:
+                    batch = parse_to_batch(con, ctx, source, store.get(sha256), catalog)
+                except Exception as exc:  # noqa: BLE001 - whatever a body does to its parser, the others go on
+                    batch = failure_text(exc)
+                if in_flight is not None:
+                    tell(*in_flight.result())
+                in_flight = loader.submit(_load_or_fail, loader_con, ctx, batch)
+                if source.KIND == FX:
+                    tell(*in_flight.result())
+                    in_flight = None
+            if in_flight is not None:
+                tell(*in_flight.result())
+    finally:
+        loader_con.close()
     return report
 
 
-def parse_and_load(con: duckdb.DuckDBPyConnection, ctx: ParseContext, source: ModuleType, raw: bytes,
-                   catalog: Catalog | None) -> tuple[int, int]:
-    """Parse one body and load what it gives: (observations, rejections). A large body of a source that has a
-    columnar path (`parse_columns`) takes it; every other body the readable one. Both give the same rows."""
+def _load_or_fail(con, ctx: ParseContext, batch: "LoadBatch | str") -> tuple[str, tuple[int, int] | str]:
+    """Load one parsed snapshot; or record it failed, with the reason its parse or its load gave.
+
+    A body that cannot be read (not the format, cut short, hostile, or a parser's own bug) fails loudly with the
+    reason, its load (one transaction) leaves nothing, and its body stays in the store for a re-parse. The rest of
+    the collection, and the day's fixing, go on without it."""
+    if not isinstance(batch, str):
+        try:
+            load_frames(con, ctx, batch.observations, batch.rejections, batch.fx_rates)
+        except Exception as exc:  # noqa: BLE001 - a load that fails is this snapshot's failure, not the run's
+            batch = failure_text(exc)
+        else:
+            return ctx.snapshot_id, (batch.observations.height, batch.rejections.height)
+    _record_parse(con, ctx.snapshot_id, "failed", 0, 0, batch[:2000])
+    return ctx.snapshot_id, batch
+
+
+@dataclass
+class LoadBatch:
+    """One snapshot's rows, parsed and checked, typed as the loader inserts them."""
+
+    observations: pl.DataFrame
+    rejections: pl.DataFrame
+    fx_rates: pl.DataFrame
+
+
+def parse_to_batch(con: duckdb.DuckDBPyConnection, ctx: ParseContext, source: ModuleType, raw: bytes,
+                   catalog: Catalog | None) -> LoadBatch:
+    """Parse one body into what its load inserts. A large body of a source that has a columnar path
+    (`parse_columns`) takes it; every other body the readable one. Both give the same rows."""
     fx = WarehouseFx(con)
     if len(raw) >= COLUMNAR_MIN_BYTES and hasattr(source, "parse_columns"):
         catalog = catalog or default_catalog()
         parsed = source.parse_columns(raw, ctx, catalog)
         kept, rejections = check_columns(parsed, ctx, catalog, fx)
-        load_frames(con, ctx, warehouse_batch(kept, ctx), rejections_frame(rejections, ctx),
-                    fx_rates_frame(parsed.fx_rates, ctx))
-        return kept.height, len(rejections)
+        return LoadBatch(warehouse_batch(kept, ctx), rejections_frame(rejections, ctx),
+                         fx_rates_frame(parsed.fx_rates, ctx))
     result = parse_body(source, raw, ctx, catalog, fx=fx)
-    load_result(con, ctx, result)
-    return len(result.observations), len(result.rejections)
+    return LoadBatch(observations_frame(result, ctx), rejections_frame(result.rejections, ctx),
+                     fx_rates_frame(result.fx_rates, ctx))
+
+
+def parse_and_load(con: duckdb.DuckDBPyConnection, ctx: ParseContext, source: ModuleType, raw: bytes,
+                   catalog: Catalog | None) -> tuple[int, int]:
+    """Parse one body and load what it gives: (observations, rejections)."""
+    batch = parse_to_batch(con, ctx, source, raw, catalog)
+    load_frames(con, ctx, batch.observations, batch.rejections, batch.fx_rates)
+    return batch.observations.height, batch.rejections.height
 
 
 def failure_text(exc: BaseException) -> str:

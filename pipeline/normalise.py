@@ -249,11 +249,13 @@ def check_columns(parsed: ColumnarResult, ctx: ParseContext, catalog: Catalog | 
     for name in ("original_price", "usd_price", "price_in_currency"):
         over_magnitude = over_magnitude | (pl.col(name).abs() > MAX_MAGNITUDE).fill_null(False)
     needs_conversion = (pl.col("original_currency") != USD) | usd_price.is_null()
-    frame = frame.with_columns(
-        _copies=pl.len().over("row_key"),
-        _variants=pl.struct(_WHAT_COUNTS).n_unique().over("row_key"),
-        _first=pl.col("row_key").is_first_distinct(),
-    ).with_columns(
+    if frame["row_key"].n_unique() == frame.height:  # no row key repeated: nothing to compare (the usual body)
+        repeats = [pl.lit(1).alias("_copies"), pl.lit(1).alias("_variants"), pl.lit(True).alias("_first")]
+    else:
+        repeats = [pl.len().over("row_key").alias("_copies"),
+                   pl.struct(_WHAT_COUNTS).n_unique().over("row_key").alias("_variants"),
+                   pl.col("row_key").is_first_distinct().alias("_first")]
+    frame = frame.with_columns(*repeats).with_columns(
         _reason=pl.when(pl.col("_variants") > 1).then(pl.lit("conflicting_duplicate"))
         .when(~pl.col("_first")).then(pl.lit("duplicate_row"))
         .when(count.is_not_null() & ~((count > 0) & (count <= MAX_GPU_COUNT))).then(pl.lit("bad_gpu_count"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from decimal import Decimal
 
 from pipeline.records import ParseError
@@ -60,9 +61,11 @@ def _merge_repeats(pairs: list[tuple[str, object]]) -> dict:
 
 
 def _integer(text: str) -> int | Decimal:
-    """An integer; one too long for Python's int (over 4300 digits) as a Decimal, which a price reader then
-    refuses (records.read_decimal), so that one absurd cell fails its record, not the whole body."""
-    return int(text) if len(text) <= 64 else Decimal(text)
+    """An integer; one too long for Python's int (over sys.get_int_max_str_digits(), 4300 digits) as a Decimal,
+    which a price reader then refuses (records.read_decimal), so that one absurd cell fails its record, not the
+    whole body. Used only when a body holds such an integer (see _decode): int() is the C reader's own."""
+    limit = sys.get_int_max_str_digits()
+    return int(text) if not limit or len(text.lstrip("-")) <= limit else Decimal(text)
 
 
 def load_json(raw: bytes, what: str) -> object:
@@ -90,7 +93,13 @@ def _decode(raw: bytes, what: str, hook) -> object:
     if not raw.strip():
         raise ParseError(f"{what}: body is empty")
     try:
-        value = json.loads(raw, parse_float=Decimal, parse_int=_integer, parse_constant=Decimal, object_pairs_hook=hook)
+        try:
+            value = json.loads(raw, parse_float=Decimal, parse_constant=Decimal, object_pairs_hook=hook)
+        except json.JSONDecodeError:
+            raise
+        except ValueError:  # an integer longer than int() reads (or bytes that are not UTF-8: raised again below)
+            value = json.loads(raw, parse_float=Decimal, parse_int=_integer, parse_constant=Decimal,
+                               object_pairs_hook=hook)
         if _SURROGATE_ESCAPE.search(raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")):
             _refuse_lone_surrogates(value, what)
         return value
