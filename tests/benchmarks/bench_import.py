@@ -2,14 +2,15 @@
 
     python tests/benchmarks/bench_import.py [--sizes 10000 100000 1000000] [--source vast|skypilot|both]
 
-For each size N it writes synthetic bodies shaped like the real ones (Vast offers as `vastai search offers`
-returns them, split into bodies of at most 100,000 offers as a marketplace collection is; SkyPilot catalog rows
-of many instance types and regions), stores them as a collection would (raw store, raw_snapshots), then times
-pipeline.load.parse_pending, which reads every body back from the store, parses it, applies the shared checks
-and loads observations, rejections and digests: the path of a collection and of `tsi import`. Beside it, the
-time a plain reader takes to read the same bodies (json.loads with Decimal numbers / csv.reader), so that the
-rate can be judged against the cost of reading the bytes at all. Peak memory is the process's maximum
-resident set. It prints the figures; nothing is asserted.
+For each size N (observations) it writes synthetic bodies shaped like the real ones (Vast offers as `vastai search
+offers` returns them, N / 2 offers each with an on-demand and a spot price, in bodies of at most 100,000 offers;
+SkyPilot catalogs of at most 50,000 rows shaped like AWS's, N / 2 rows each with both prices), stores them as a
+collection would (raw store, raw_snapshots), then times pipeline.load.parse_pending, which reads every body back
+from the store, parses it (by column: pipeline/columnar.py), applies the shared checks and loads observations,
+rejections and digests, the next body's parse overlapping the last one's load: the path of a collection and of
+`tsi import`. Beside it, the time a plain reader takes to read the same bodies (json.loads with Decimal numbers /
+csv.reader), so that the rate can be judged against the cost of reading the bytes at all. Peak memory is the
+process's maximum resident set. It prints the figures; nothing is asserted.
 """
 from __future__ import annotations
 
@@ -38,16 +39,19 @@ from pipeline.warehouse import connect  # noqa: E402
 OFFERS_PER_BODY = 100_000
 ROWS_PER_CATALOG = 50_000
 VAST_GPUS = [("H100 SXM", 81559), ("A100 SXM4", 81920), ("RTX 4090", 24564), ("L40S", 46068), ("H200", 143771)]
-SKYPILOT_GPUS = [("gpu_{n}x_h100_sxm5", "H100"), ("gpu_{n}x_a100_80gb_sxm4", "A100-80GB"), ("gpu_{n}x_a10", "A10")]
+SKYPILOT_GPUS = [("gpu_{n}x_h100_sxm5", "H100", 81559), ("gpu_{n}x_a100_80gb_sxm4", "A100", 81920),
+                 ("gpu_{n}x_a10", "A10", 24576)]
+INSTANCE_TYPES, REGIONS, ZONES = 250, 40, 5  # 50,000 rows: AWS lists some hundred GPU types over its regions and zones
 WHEN = datetime(2026, 11, 20, 6, tzinfo=timezone.utc)
 
 
 def vast_bodies(n: int, rng: random.Random) -> list[bytes]:
-    """n offers (each one observation on demand and, for most, one spot) in bodies of OFFERS_PER_BODY."""
+    """n observations: n / 2 offers (each an on-demand and a spot price) in bodies of OFFERS_PER_BODY."""
     bodies, offer_id = [], 10_000_000
-    for start in range(0, n, OFFERS_PER_BODY):
+    offers_wanted = n // 2
+    for start in range(0, offers_wanted, OFFERS_PER_BODY):
         offers = []
-        for _ in range(min(OFFERS_PER_BODY, n - start)):
+        for _ in range(min(OFFERS_PER_BODY, offers_wanted - start)):
             offer_id += 1
             name, ram = rng.choice(VAST_GPUS)
             gpus = rng.choice((1, 1, 2, 4, 8))
@@ -63,20 +67,35 @@ def vast_bodies(n: int, rng: random.Random) -> list[bytes]:
 
 
 def skypilot_bodies(n: int, rng: random.Random) -> list[bytes]:
-    """n observations as catalogs of ROWS_PER_CATALOG rows (each row an on-demand and a spot price)."""
+    """n observations as catalogs of ROWS_PER_CATALOG rows (each row an on-demand and a spot price), shaped like
+    the largest real catalog (AWS's): each instance type listed once per region and availability zone, the
+    on-demand price set per region, the spot price per zone, GpuInfo a Python-repr dict. INSTANCE_TYPES types x
+    REGIONS regions x ZONES zones make one catalog."""
     bodies = []
     rows_wanted = n // 2
+    types = [(pattern.format(n=gpus) + f"_v{variant}", name, gpus, ram)
+             for variant in range(INSTANCE_TYPES // (len(SKYPILOT_GPUS) * 4) + 1)
+             for pattern, name, ram in SKYPILOT_GPUS for gpus in (1, 2, 4, 8)][:INSTANCE_TYPES]
     for start in range(0, rows_wanted, ROWS_PER_CATALOG):
         buffer = io.StringIO()
         out = csv.writer(buffer, lineterminator="\n")
-        out.writerow(["InstanceType", "AcceleratorName", "AcceleratorCount", "vCPUs", "MemoryGiB", "Price", "Region",
-                      "GpuInfo", "SpotPrice"])
-        for k in range(min(ROWS_PER_CATALOG, rows_wanted - start)):
-            pattern, name = rng.choice(SKYPILOT_GPUS)
-            gpus = rng.choice((1, 2, 4, 8))
-            price = Decimal(str(round(rng.uniform(0.5, 4.0), 4))) * gpus
-            out.writerow([pattern.format(n=gpus) + f"_{start + k}", name, gpus, 8 * gpus, 64 * gpus, price,
-                          f"region-{k % 40}", "", price * Decimal("0.6")])
+        out.writerow(["InstanceType", "AcceleratorName", "AcceleratorCount", "vCPUs", "MemoryGiB", "GpuInfo", "Price",
+                      "SpotPrice", "Region", "AvailabilityZone", "Arch"])
+        written = 0
+        wanted = min(ROWS_PER_CATALOG, rows_wanted - start)
+        for instance_type, name, gpus, ram in types:
+            per_gpu = Decimal(str(round(rng.uniform(0.5, 4.0), 4)))
+            info = (f"{{'Gpus': [{{'Name': '{name}', 'Manufacturer': 'NVIDIA', 'Count': {gpus}, "
+                    f"'MemoryInfo': {{'SizeInMiB': {ram}}}}}], 'TotalGpuMemoryInMiB': {ram * gpus}}}")
+            for region in range(REGIONS):
+                price = per_gpu * gpus * Decimal(100 + region) / 100
+                for zone in range(ZONES):
+                    if written == wanted:
+                        break
+                    spot = (price * Decimal(str(round(rng.uniform(0.3, 0.7), 2)))).quantize(Decimal("0.000001"))
+                    out.writerow([instance_type, name, f"{gpus}.0", 8 * gpus, 64 * gpus, info, price, spot,
+                                  f"region-{region}", f"region-{region}-az{zone}", "x86_64"])
+                    written += 1
         bodies.append(buffer.getvalue().encode())
     return bodies
 
