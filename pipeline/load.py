@@ -229,15 +229,16 @@ def _parse_all(con, store: RawStore, rows: list[tuple], catalog: Catalog | None,
                     provider=provider,
                     valid_until=valid_until,
                 )
-                source = get_source(source_id)
+                source = None
                 try:
+                    source = get_source(source_id)  # a source no longer known fails its snapshot, not the run
                     batch = parse_to_batch(con, ctx, source, store.get(sha256), catalog)
                 except Exception as exc:  # noqa: BLE001 - whatever a body does to its parser, the others go on
                     batch = failure_text(exc)
                 if in_flight is not None:
                     tell(*in_flight.result())
                 in_flight = loader.submit(_load_or_fail, loader_con, ctx, batch)
-                if source.KIND == FX:
+                if source is not None and source.KIND == FX:
                     tell(*in_flight.result())
                     in_flight = None
             if in_flight is not None:
@@ -301,14 +302,6 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-def parse_and_load(con: duckdb.DuckDBPyConnection, ctx: ParseContext, source: ModuleType, raw: bytes,
-                   catalog: Catalog | None) -> tuple[int, int]:
-    """Parse one body and load what it gives: (observations, rejections)."""
-    batch = parse_to_batch(con, ctx, source, raw, catalog)
-    load_frames(con, ctx, batch.observations, batch.rejections, batch.fx_rates)
-    return batch.observations.height, batch.rejections.height
 
 
 def failure_text(exc: BaseException) -> str:

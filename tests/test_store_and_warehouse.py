@@ -193,3 +193,25 @@ def test_a_warehouse_from_before_the_digests_gets_them_when_migrated(tmp_path):
                             instruments=("H100-SXM",), price_type="on_demand")
     [f] = compute_fixings(db, [index], date(2026, 11, 20))
     assert f.value == Decimal("3.0000")
+
+
+def test_a_snapshot_of_a_source_no_longer_known_fails_alone(con, warehouse):
+    """A raw snapshot whose source the code no longer has (removed, renamed) fails its own parse with the reason;
+    the snapshots before and after it load: the loader's thread must not turn one unknown source into a stopped
+    run. The known body is one Lambda catalog row: 8 x H100 SXM at 23.92 an hour."""
+    from pipeline import load
+
+    store = RawStore(warehouse.root)
+    body = (b"InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,Price,Region,GpuInfo,SpotPrice\n"
+            b"gpu_8x_h100_sxm5,H100,8.0,208.0,1800.0,23.92,us-east-1,,\n")
+    ids = []
+    for minute, source in ((0, "skypilot"), (1, "retired_source"), (2, "skypilot")):
+        request = FetchRequest(source, f"https://example.test/{minute}/vms.csv", "lambda")
+        fetched = FetchedBody(request.url, 200, "text/csv", body, WHEN.replace(minute=minute))
+        ids.append(store_fetched(con, store, request, fetched).snapshot_id)
+    report = load.parse_pending(con, store)
+    assert report.loaded == {ids[0]: (1, 0), ids[2]: (1, 0)}
+    assert list(report.failed) == [ids[1]] and "unknown source 'retired_source'" in report.failed[ids[1]]
+    rows = con.execute("select snapshot_id, outcome from snapshot_parses order by parsed_at").fetchall()
+    assert sorted(rows) == sorted([(ids[0], "loaded"), (ids[1], "failed"), (ids[2], "loaded")])
+    assert con.execute("select distinct usd_per_gpu_hour from observations").fetchall() == [(Decimal("2.99"),)]

@@ -39,6 +39,9 @@ number is refused, never stored nor rounded:
   and keep one (`duplicate_row`) when they are identical.
 - Attributes keep only scalar values (never a nested object), and `gpu_ram` is read like any number.
 
+A large answer (pipeline.load.COLUMNAR_MIN_BYTES) is read by parse_columns, column by column, with the same rows as
+parse(): offers of any unusual shape go through the same _parse_offer (tests/test_columnar.py compares the two).
+
 Rejection reasons: `malformed_offer`, `duplicate_key`, `unknown_instrument`, `bad_gpu_count`, `not_rentable`,
 `bad_price`; the shared checks add `not_positive`, `outside_sanity_band`, `duplicate_row`, `conflicting_duplicate`.
 """
