@@ -68,9 +68,12 @@ def query(root: Path, text: str, params: dict | None = None) -> list:
 
 
 def published_files(root: Path) -> dict[str, str]:
+    """The published files' bytes; not the readers' copy of the warehouse (published/readonly), whose bytes
+    hold run times (the runs table): its content is the warehouse's, compared table by table."""
     folder = root / "published"
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.startswith(".tmp-")}
+            for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.startswith(".tmp-")
+            and "readonly" not in p.relative_to(folder).parts}
 
 
 def temporary_files(root: Path, under: str) -> list[Path]:
