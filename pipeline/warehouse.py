@@ -7,6 +7,7 @@ bound parameter.
 from __future__ import annotations
 
 import hashlib
+import re
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -113,7 +114,61 @@ def migrate(con: duckdb.DuckDBPyConnection, folder: Path = MIGRATIONS_DIR) -> li
             con.execute("rollback")
             raise
         done.append(version)
+    _create_views(con, folder.parent / "views", after_migrations=bool(done))
     return done
+
+
+# A view file holds one statement that creates, or replaces, the view or table macro of its own name.
+VIEW_STATEMENT = re.compile(r"\s*create\s+or\s+replace\s+(view|macro)\s+(\w+)\b", re.IGNORECASE)
+
+
+def _create_views(con: duckdb.DuckDBPyConnection, folder: Path, *, after_migrations: bool) -> list[str]:
+    """(Re)create the views and table macros of folder (sql/views/*.sql, one per file, named by it) after the
+    numbered migrations, all in one transaction. A view is derived from the tables, so it is not numbered:
+    editing its file changes it. Each one carries the sha256 of the whole folder as its comment, so that a
+    connection replaces them only when a file changed or a migration was just applied (a view is bound to the
+    columns it saw), not on every open. A folder of migrations without views beside it (a test's) creates
+    none. Returns the names (re)created."""
+    statements = []
+    folder_digest = hashlib.sha256()
+    for path in sorted(folder.glob("*.sql")) if folder.is_dir() else []:
+        text = path.read_text(encoding="utf-8")
+        code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
+        match = VIEW_STATEMENT.match(code)
+        if match is None or match.group(2) != path.stem:
+            raise MigrationError(
+                f"view file {path.name} must hold one `create or replace view|macro {path.stem}` statement"
+            )
+        statements.append((path, match.group(1).lower(), text))
+        folder_digest.update(f"{path.name}\n{len(text)}\n{text}".encode())
+    if not statements:
+        return []
+    comment = "sha256 " + folder_digest.hexdigest()
+    views = [path.stem for path, kind, _ in statements if kind == "view"]
+    # duckdb_views() answers in a millisecond; duckdb_functions() lists every built-in function (15 ms), so
+    # the macros are trusted to be as current as the views created with them.
+    current = dict(con.execute(
+        "select view_name, comment from duckdb_views()"
+        " where database_name = current_database() and not internal and list_contains($names, view_name)",
+        {"names": views},
+    ).fetchall()) if views else {}
+    if views and not after_migrations and all(current.get(name) == comment for name in views):
+        return []
+    con.execute("begin transaction")
+    try:
+        for path, kind, text in statements:
+            try:
+                con.execute(text)
+            except duckdb.Error as exc:
+                detail = " ".join(str(exc).split())[:300]
+                raise MigrationError(f"view file {path.name} does not apply: {detail}") from None
+            # COMMENT takes no bound parameter: the name matched \w+ and the comment is a hex digest
+            con.execute(f"comment on {'view' if kind == 'view' else 'macro table'} {path.stem} is '{comment}'")
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return [path.stem for path, _, _ in statements]
 
 
 def fetch_first(con: duckdb.DuckDBPyConnection, query: str, params: dict | None = None) -> tuple | None:
