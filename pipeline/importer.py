@@ -41,7 +41,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline import fixing, load, publish
+from pipeline import fixing, history, load, publish
 from pipeline.collect import snapshot_id_for
 from pipeline.definitions import Definition
 from pipeline.http import utc_now
@@ -284,6 +284,9 @@ def import_folder(
         publication = publish.publish_date(con, warehouse, day)
         report.published += bool(publication and publication.new)
         tick("publish", number, len(report.dates))
+    # The cumulative history and the manifest once for all the dates (rewriting them per date would read the
+    # whole history once per date).
+    history.publish_history(con, warehouse)
     return report
 
 

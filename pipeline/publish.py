@@ -2,7 +2,8 @@
 
 The bytes depend on the fixings alone (fixed header, fixed row order, fixed number formatting, no run
 timestamps), so two runs of the same day give the same file. A file once published is never overwritten:
-a later revision of the day goes to a new file beside it.
+a later revision of the day goes to a new file beside it. The cumulative history, the revisions log and the
+manifest beside them (published/v1/history/, published/v1/manifest.json) are pipeline/history.py's.
 """
 from __future__ import annotations
 
@@ -21,6 +22,13 @@ import duckdb
 from pipeline.http import utc_now
 from pipeline.paths import Warehouse
 from pipeline.warehouse import naive_utc, sql, transaction
+
+# The layout of everything under published/v<LAYOUT_VERSION>/ (pipeline.paths.Warehouse.published_dir): the
+# daily CSV's columns, the history and revisions files of pipeline/history.py and the manifest's shape (its
+# "schema_version"). Readers mirror these files and read them by name and position, so a change of any schema
+# (a column renamed, removed, retyped or moved) makes v2, a new folder beside v1, never an edit of v1. A column
+# added last (as `backfill` was) keeps readers by position working and stays in v1.
+LAYOUT_VERSION = 1
 
 HEADER = (
     "fixing_date", "index_id", "revision", "status", "usd_per_gpu_hour", "usd_per_mtok", "n_providers",
@@ -105,11 +113,17 @@ def publish_date(con: duckdb.DuckDBPyConnection, warehouse: Warehouse, fixing_da
     return Publication(target, digest, new=True)
 
 
-def _write_atomically(target: Path, body: bytes) -> None:
+def _write_atomically(target: Path, body: bytes, prefix: str = ".tmp-") -> None:
+    """Write `body` beside `target` under a temporary name starting with `prefix`, fsync it, then rename it:
+    a reader sees the old file or the new one, never a part. (A crash leaves the temporary file; each writer
+    clears its own prefix before writing again.)"""
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    handle, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=prefix)
     try:
         with os.fdopen(handle, "wb") as out:
+            # mkstemp makes the file private (0600); a published file is for every reader (a web server, a
+            # mirror running as another user).
+            os.fchmod(out.fileno(), 0o644)
             out.write(body)
             out.flush()
             os.fsync(out.fileno())

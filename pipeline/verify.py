@@ -5,18 +5,27 @@ in-memory warehouse, every body is read back from the raw store (its sha256 chec
 pipeline.load, and the fixings are recomputed by pipeline.fixing with the definitions stored under the
 methodology version each published fixing used, each from the bodies the warehouse had loaded when that
 revision was computed. Every field of the newest revision and of its constituents must match exactly.
+
+The published files are checked too: every daily CSV of the period must still have the sha256 recorded when
+it was published. With no date (`verify_published`) every published date is verified (the dates of the
+publications table: what readers were given, not fixings computed and never published), and so are the
+cumulative history files and manifest.json (pipeline/history.py): each history file must hold exactly what
+the warehouse's fixings give, and every file the manifest lists must have the sha256 it states.
 """
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from pipeline import load
+from pipeline import history, load
 from pipeline.definitions import Definition, definition_from_json
 from pipeline.fixing import Fixing, compute_range
 from pipeline.paths import Warehouse
@@ -69,22 +78,58 @@ class VerifyReport:
     # Bodies the raw store cannot give back (missing, corrupt, not matching their sha256): snapshot -> why.
     unreadable: dict[str, str] = field(default_factory=dict)
     differences: list[Difference] = field(default_factory=list)
+    # The dates verified when only some of the range's were asked for (verify_published); None: every date.
+    dates: list[date] | None = None
+    files: int = 0  # published files checked
+    # Published files that do not hold what was published: path relative to published/v1 -> why.
+    file_problems: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return self.fixings > 0 and not self.differences and not self.unreadable and not self.parse_failures
+        return (self.fixings > 0 and not self.differences and not self.unreadable and not self.parse_failures
+                and not self.file_problems)
 
 
-def verify(warehouse: Warehouse, first: date, last: date) -> VerifyReport:
+def published_dates(warehouse: Warehouse) -> list[date]:
+    """Every fixing date with a published file, oldest first."""
+    con = connect(warehouse, read_only=True)
+    try:
+        return [row[0] for row in con.execute(sql("select_published_dates")).fetchall()]
+    finally:
+        con.close()
+
+
+def verify_published(warehouse: Warehouse) -> VerifyReport:
+    """Every published date (verify over them), then the history files and the manifest. ValueError when
+    nothing is published."""
+    dates = published_dates(warehouse)
+    if not dates:
+        raise ValueError(f"nothing is published in {warehouse.root}: no date to verify "
+                         "(publish with tsi demo, tsi daily, tsi backfill or tsi import)")
+    report = verify(warehouse, dates[0], dates[-1], dates)
+    checked, problems = check_history_files(warehouse)
+    report.files += checked
+    report.file_problems.update({p: why for p, why in problems.items() if p not in report.file_problems})
+    return report
+
+
+def verify(warehouse: Warehouse, first: date, last: date, dates: Collection[date] | None = None) -> VerifyReport:
+    """The newest revision of every fixing dated `first` to `last` (only those of `dates` when given), and
+    the daily CSVs published for those dates."""
     if last < first:
         raise ValueError(f"--to {last.isoformat()} is before --from {first.isoformat()}")
-    report = VerifyReport(first, last)
+    report = VerifyReport(first, last, dates=sorted(set(dates)) if dates is not None else None)
+    wanted = set(dates) if dates is not None else None
     con = connect(warehouse, read_only=True)
     try:
         params = {"first_date": first, "last_date": last}
+        publications = [row for row in con.execute(sql("select_publications_between"), params).fetchall()
+                        if wanted is None or row[3] in wanted]
         published = con.execute(sql("select_fixings_to_verify"), params).fetchall()
         columns = [c[0] for c in con.description]
         published = [dict(zip(columns, row)) for row in published]
+        if wanted is not None:
+            published = [row for row in published if row["fixing_date"] in wanted]
         constituents: dict = {}
         for row in con.execute(sql("select_constituents_to_verify"), params).fetchall():
             constituents.setdefault((row[0], row[1]), {})[row[2]] = dict(zip(("snapshot_id",) + CONSTITUENT_FIELDS[1:], row[3:]))
@@ -95,6 +140,7 @@ def verify(warehouse: Warehouse, first: date, last: date) -> VerifyReport:
         snapshots = _snapshots(con, published, definitions)
     finally:
         con.close()
+    _check_publications(warehouse, publications, report)
 
     # A body that no longer matches its address, is corrupt or is gone is reported by snapshot and file, and left
     # out of the recomputation; the rest is verified all the same.
@@ -145,6 +191,81 @@ def verify(warehouse: Warehouse, first: date, last: date) -> VerifyReport:
             continue
         report.differences.extend(_compare(row, constituents.get(key, {}), mine))
     return report
+
+
+def _check_publications(warehouse: Warehouse, publications: list[tuple], report: VerifyReport) -> None:
+    """Each daily CSV on disk against the sha256 recorded when it was published."""
+    for path, sha256, _, _ in publications:
+        target = warehouse.root / path
+        report.files += 1
+        try:
+            history.read_published(target, sha256)
+        except OSError as exc:
+            report.file_problems[_relative(warehouse, target)] = _why(exc, target)
+
+
+def check_history_files(warehouse: Warehouse) -> tuple[int, dict[str, str]]:
+    """(files checked, problems by path relative to published/v1): the history files against what the
+    warehouse's fixings give now, and every file of manifest.json against the sha256 it lists. A warehouse
+    published before these files existed has none: nothing to check until its next publication writes them."""
+    folder = warehouse.published_dir
+    manifest_path = folder / history.MANIFEST_NAME
+    con = connect(warehouse, read_only=True)
+    try:
+        expected = history.render_history(con)
+    finally:
+        con.close()
+    checked, problems = 0, {}
+    if not any((folder / p).exists() for p in expected) and not manifest_path.exists():
+        return checked, problems
+    for path, (body, _) in sorted(expected.items()):
+        checked += 1
+        target = folder / path
+        if not target.is_file():
+            problems[path] = "missing"
+        elif (found := target.read_bytes()) != body:
+            problems[path] = ("does not hold what the warehouse's fixings give (sha256 "
+                              f"{hashlib.sha256(found).hexdigest()[:12]}... on disk, "
+                              f"{hashlib.sha256(body).hexdigest()[:12]}... from the warehouse)")
+    checked += 1
+    try:
+        manifest = json.loads(manifest_path.read_bytes())
+        listed = [(str(e["path"]), str(e["sha256"]), int(e["bytes"])) for e in manifest["files"]]
+    except FileNotFoundError:
+        problems[history.MANIFEST_NAME] = "missing"
+        return checked, problems
+    except (ValueError, KeyError, TypeError) as exc:
+        problems[history.MANIFEST_NAME] = f"is not a readable manifest ({type(exc).__name__}: {exc})"
+        return checked, problems
+    for path, sha256, size in listed:
+        if path in problems:
+            continue  # said above
+        if Path(path).is_absolute() or ".." in Path(path).parts:
+            problems[path] = "listed in manifest.json, but not a path inside published/v1"
+            continue
+        target = folder / path
+        if not target.is_file():
+            problems[path] = "listed in manifest.json but missing"
+            continue
+        body = target.read_bytes()
+        found = hashlib.sha256(body).hexdigest()
+        if found != sha256 or len(body) != size:
+            problems[path] = (f"sha256 {found[:12]}... ({len(body)} bytes) on disk, "
+                              f"{sha256[:12]}... ({size} bytes) in manifest.json")
+    return checked, problems
+
+
+def _relative(warehouse: Warehouse, target) -> str:
+    try:
+        return target.relative_to(warehouse.published_dir).as_posix()
+    except ValueError:
+        return str(target)
+
+
+def _why(exc: OSError, target) -> str:
+    if isinstance(exc, history.PublishedFileError):
+        return str(exc).replace(f"published file {target} ", "", 1)
+    return f"cannot be read ({exc.strerror or exc})"
 
 
 def _definitions(published: list[dict]) -> dict[tuple[str, str], Definition]:
