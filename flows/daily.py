@@ -14,7 +14,7 @@ from prefect.runtime import flow_run
 
 from flows.collect import collect_flow  # noqa: F401  (re-exported: flows.daily is the flows' front door)
 from flows.common import recorded_run
-from flows.fix import fix_flow, publish_flow
+from flows.fix import fix_flow, publish_flow, site_flow
 from pipeline import runs, schedule
 from pipeline.http import FetchPolicy
 from pipeline.paths import DEMO_FIXTURES_DIR, Warehouse
@@ -35,9 +35,11 @@ def daily_flow(
     replay_dir: str | None = None,
     collected_at: datetime | None = None,
     policy: FetchPolicy | None = None,
+    build_site: bool = True,
 ) -> dict:
     """Collect (unless `collect` is false), then fix and publish `fixing_date` (default: the UTC date the run
-    was scheduled for, i.e. today for a run started by hand)."""
+    was scheduled for, i.e. today for a run started by hand), then rebuild the site (unless `build_site` is
+    false: the demo builds it once, after its last day)."""
     logger = get_run_logger()
     day = fixing_date or schedule.fixing_date_for(flow_run.scheduled_start_time)
     wh = Warehouse.locate(warehouse)
@@ -59,6 +61,8 @@ def daily_flow(
         fixed = fix_flow(day, str(wh.root))
         parse_failures.update(fixed["parse_failures"])
         published = publish_flow(day, str(wh.root))
+        if build_site:
+            site_flow(str(wh.root))
         summary = {
             "fixing_date": day.isoformat(),
             "failed_sources": failed_sources,
@@ -82,9 +86,11 @@ def backfill_flow(first: date, last: date, warehouse: str | None = None) -> list
         summaries = []
         for day in days:
             fixed = fix_flow(day, str(wh.root))
-            published = publish_flow(day, str(wh.root))
+            # the history files and the site are rewritten once, after the last date, not once a date
+            published = publish_flow(day, str(wh.root), cumulative_files=False)
             summaries.append({"fixing_date": day.isoformat(), "fixings": fixed["fixings"], "final": fixed["final"],
                               "new": fixed["new"], "published": published["published"]})
+        site_flow(str(wh.root))
         run.detail.update({"dates": len(days), "new_fixings": sum(s["new"] for s in summaries)})
     return summaries
 
@@ -106,7 +112,9 @@ def demo_flow(warehouse: str | None = None, recordings: str | None = None) -> li
                     replay_dir=str(folder),
                     collected_at=datetime.combine(day, DEMO_COLLECTION_TIME, tzinfo=timezone.utc),
                     policy=DEMO_POLICY,
+                    build_site=False,
                 )
             )
+        site_flow(str(wh.root))
         run.detail["dates"] = [s["fixing_date"] for s in summaries]
     return summaries

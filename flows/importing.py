@@ -8,6 +8,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from flows.common import recorded_run
+from flows.fix import site_flow
 from pipeline import importer, runs
 from pipeline.definitions import load_definitions
 from pipeline.paths import Warehouse
@@ -32,4 +33,5 @@ def import_flow(folder: str, manifest: str | None = None, warehouse: str | None 
         run.outcome = runs.COMPLETED_WITH_FAILURES if report.failed else runs.COMPLETED
     logger.info("imported %d bodies (%d new); fixed %d dates, %d new fixings, %d files published",
                 report.rows, report.new_snapshots, len(report.dates), report.fixings_written, report.published)
+    site_flow(str(wh.root))
     return report.summary()

@@ -225,7 +225,7 @@ def test_faulty_sources_fail_alone_and_the_fixing_runs_on_the_others(prefect_ser
     assert h100 == [(Decimal("2.3000"), 4, "final")]
 
     assert outcomes == {"daily": "completed_with_failures", "collect": "completed_with_failures",
-                        "fix": "completed", "publish": "completed"}
+                        "fix": "completed", "publish": "completed", "site": "completed"}
     assert s.url("/broken") in collect_detail and "HTTP 500" in collect_detail
 
     markdown = Artifact.get("collect-failures").data

@@ -66,10 +66,12 @@ def test_the_same_day_twice_adds_nothing_but_a_record_of_each_run(prefect_server
     # The recordings of the 19th answer 503 for Paperspace's catalog: reported both times, fixed on the others.
     assert [f["source"] for f in first["failed_sources"]] == ["skypilot"]
     assert "paperspace" in first["failed_sources"][0]["url"]
-    # One row per flow run: daily and its three subflows, each time.
-    assert len(run_rows_again) == 2 * len(run_rows) == 8
+    # One row per flow run: daily and its four subflows, each time.
+    assert len(run_rows_again) == 2 * len(run_rows) == 10
     assert sorted(run_rows) == [("collect", "completed_with_failures"), ("daily", "completed_with_failures"),
-                                ("fix", "completed"), ("publish", "completed")]
+                                ("fix", "completed"), ("publish", "completed"), ("site", "completed")]
+    # The site was rebuilt after the publication: the landing page names the day's H100 SXM fixing.
+    assert "TSI-H100-SXM-OD" in (warehouse.root / "published" / "site" / "index.html").read_text()
 
     # The fix flow's table artifact holds the day's fixings as the warehouse has them; the second run's says
     # none of them is new.
@@ -157,4 +159,4 @@ def test_a_collection_that_fails_as_a_whole_does_not_stop_the_fixing(prefect_ser
     con.close()
     assert h100 == [(Decimal("2.5708"),)]  # as tests/test_daily_flow.py, from the earlier collection
     assert outcomes == [("collect", "completed"), ("daily", "completed_with_failures"), ("collect", "failed"),
-                        ("fix", "completed"), ("publish", "completed")]
+                        ("fix", "completed"), ("publish", "completed"), ("site", "completed")]

@@ -165,5 +165,6 @@ def test_daily_deployment_runs_on_a_worker_of_a_real_server(tmp_path):
     # provider values, paperspace 5.95 and do 6.74 screened out, the median of the nine left is 2.5708.
     assert h100 == [(Decimal("2.5708"), 9, "final")]
     assert n_fixings > 1 and published == 1
-    assert run_flows == {"daily": "completed", "collect": "completed", "fix": "completed", "publish": "completed"}
+    assert run_flows == {"daily": "completed", "collect": "completed", "fix": "completed", "publish": "completed",
+                         "site": "completed"}
     assert daily_run_id == [(str(flow_run.id),)]
