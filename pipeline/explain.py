@@ -16,6 +16,7 @@ import duckdb
 
 from pipeline.definitions import Definition, definition_from_json
 from pipeline.fixing import Constituent, Fixing
+from pipeline.influence import ProviderInfluence, largest_of, leave_one_out, stored_influence
 from pipeline.publish import safe_cell
 from pipeline.warehouse import fetch_first, naive_utc, sql
 
@@ -33,6 +34,10 @@ class Explanation:
     computed_at: datetime | None = None
     revision_reason: str | None = None
     revisions: list[tuple] = field(default_factory=list)  # (revision, status, value, computed_at, version, reason)
+    # The value without each provider in turn (pipeline.influence), and whether it was read from the warehouse
+    # (fixing_influence) or computed now from the stored constituents (a fixing written before migration 012).
+    influence: list[ProviderInfluence] | None = None
+    influence_stored: bool = False
 
 
 def plain(value: Decimal | None) -> str:
@@ -78,7 +83,13 @@ def from_warehouse(
         carried_from=carried_from, revision=rev, written=True, backfill=backfill,
     )
     revisions = con.execute(sql("select_fixing_revisions"), {"index_id": index_id, "fixing_date": fixing_date}).fetchall()
-    return Explanation(fixing, computed_at.replace(tzinfo=timezone.utc), reason, revisions)
+    influence, stored = None, False
+    if fixing.value is not None:
+        influence = stored_influence(con, index_id, fixing_date, rev)
+        stored = influence is not None
+        if influence is None:
+            influence = leave_one_out([fixing]).get((index_id, fixing_date))
+    return Explanation(fixing, computed_at.replace(tzinfo=timezone.utc), reason, revisions, influence, stored)
 
 
 def fields(f: Fixing) -> dict:
@@ -171,6 +182,10 @@ def render_text(explanation: Explanation) -> str:
         lines.append("  " + "  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
         for r in table:
             lines.append("  " + "  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+    if explanation.influence is not None:
+        lines.extend(_influence_lines(f, explanation.influence, explanation.influence_stored))
+    elif f.value is None:
+        lines += ["", f"  without each {'member index' if d.is_basket else 'provider'}: nothing to move (no value)"]
     if explanation.revisions:
         lines.append("")
         lines.append("  revisions (append-only)")
@@ -179,6 +194,47 @@ def render_text(explanation: Explanation) -> str:
             note = f"  {reason}" if reason else ""
             lines.append(f"    {rev}  {_utc(computed_at)}  {status} {shown}  methodology {version}{note}")
     return "\n".join(lines) + "\n"
+
+
+def _influence_lines(f: Fixing, rows: list[ProviderInfluence], stored: bool) -> list[str]:
+    """The section "without each provider": the value the method gives without each one in turn."""
+    what = "member index" if f.definition.is_basket else "provider"
+    source = "" if stored else "; computed now from the stored constituents, not recorded in the warehouse"
+    carried = f"; of the fixing carried from {f.carried_from.isoformat()}" if f.carried_from else ""
+    how = ("the equal-weight mean of the other members, if enough have a value" if f.definition.is_basket else
+           "the method re-applied without it: same window, screen and estimator re-run, never widened")
+    lines = ["", f"  without each {what} ({how}{carried}{source})"]
+    screened = {c.provider for c in f.constituents if (c.exclusion_reason or "").startswith("outlier_mad")}
+    header = (what, "value without", "change", "change %", "")
+    table = []
+    for r in rows:
+        if r.stands:
+            notes = ["largest influence"] if r.largest else []
+            if r.reason:  # no vote: nothing changes
+                notes.append(r.reason)
+            elif set(r.screened_without) != screened - {r.provider}:
+                # without it the screen drops others than it did: the median and MAD moved
+                notes.append("the screen then drops: " + (", ".join(r.screened_without) or "nobody"))
+            table.append((r.provider, str(r.value_without), f"{r.move:+f}",
+                          f"{r.move_pct.quantize(Decimal('0.01')):+f}%", "; ".join(notes)))
+        elif (r.reason or "").startswith("insufficient"):
+            table.append((r.provider, "-", "-", "-", f"would not stand: {r.reason}"))
+        else:
+            table.append((r.provider, "-", "-", "-", r.reason or ""))
+    widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(header)]
+    lines.append("  " + "  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
+    for t in table:
+        lines.append("  " + "  ".join(v.ljust(w) for v, w in zip(t, widths)).rstrip())
+    top = largest_of(rows)
+    falls = [r.provider for r in rows if not r.stands and (r.reason or "").startswith("insufficient")]
+    if top:
+        lines.append(f"  largest influence  {top.provider}: {top.value_without} without it ({top.move:+f}, "
+                     f"{top.move_pct.quantize(Decimal('0.01')):+f}%)")
+    elif any(r.stands for r in rows):
+        lines.append(f"  largest influence  none: no single {what} moves the value")
+    if falls:
+        lines.append(f"  would not stand    without any one of: {', '.join(falls)}")
+    return lines
 
 
 def _utc(moment: datetime) -> str:

@@ -114,6 +114,9 @@ class Constituent:
     segment: str | None = None
     observed_at: datetime | None = None  # the collection valued (naive UTC); None for a basket's member
     valid_until: date | None = None  # an imported collection's last date (it counted by date); None if live
+    # GPUs listed (rows without a count weigh 1): the raw weight of capped_weight_median, kept so that
+    # pipeline.influence can re-apply the estimator; None when read back from the warehouse or for a member.
+    capacity: Decimal | None = None
 
 
 @dataclass
@@ -629,6 +632,7 @@ def _constituents(d: IndexDefinition, rows: list[dict], n: int, enough: bool) ->
                 segment=p["segment"],
                 observed_at=p["observed_at"],
                 valid_until=p["valid_until"],
+                capacity=p["capacity"],
             )
         )
     return out
@@ -800,6 +804,10 @@ def fix_range(
         [(loaded_through,)] = con.execute(sql("select_loaded_through")).fetchall()
         fixings = compute_range(con, definitions, dates)
         _write_all(con, fixings, computed_at, loaded_through)
+        # What could move each fixing (derived data), in the same transaction: imported here, as
+        # pipeline.influence builds on this module.
+        from pipeline.influence import record_influence
+        record_influence(con, fixings)
     return fixings
 
 
