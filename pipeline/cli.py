@@ -48,15 +48,12 @@ def cmd_sources(args) -> int:
 
 def cmd_sources_unknown(args) -> int:
     """The names the catalog could not map (pipeline/unknown_instruments.py), for a maintainer to add."""
+    from pipeline.readers import reading
     from pipeline.unknown_instruments import format_table, unknown_instruments
-    from pipeline.warehouse import connect
 
     warehouse = Warehouse.locate(args.warehouse)
-    con = connect(warehouse, read_only=True)
-    try:
+    with reading(warehouse) as con:
         rows = unknown_instruments(con)
-    finally:
-        con.close()
     print(format_table(rows) if rows else f"no unknown instruments in {warehouse.db_path}")
     return 0
 
@@ -151,17 +148,15 @@ def cmd_fixings(args) -> int:
 
 
 def _print_fixings(warehouse: Warehouse, on: date | None, as_of: datetime | None = None) -> int:
-    from pipeline.warehouse import connect, naive_utc, sql
+    from pipeline.readers import reading
+    from pipeline.warehouse import naive_utc, sql
 
-    con = connect(warehouse, read_only=True)
-    try:
+    with reading(warehouse) as con:
         # history is append-only: what was known then is the newest revision computed by then
         rows = con.execute(
             sql("select_fixings_as_of"),
             {"fixing_date": on, "as_of": naive_utc(as_of) if as_of is not None else None},
         ).fetchall()
-    finally:
-        con.close()
     header = ("fixing_date", "index_id", "rev", "status", "value", "unit", "providers", "obs")
     table = [tuple("" if v is None else str(v) for v in row) for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in table]) for i, h in enumerate(header)]
@@ -175,13 +170,11 @@ def _print_fixings(warehouse: Warehouse, on: date | None, as_of: datetime | None
 def _print_history(warehouse: Warehouse) -> int:
     """One line per index, one column per fixing date: the newest revision's value, or why there is none."""
     from pipeline.definitions import load_definitions
-    from pipeline.warehouse import connect, sql
+    from pipeline.readers import reading
+    from pipeline.warehouse import sql
 
-    con = connect(warehouse, read_only=True)
-    try:
+    with reading(warehouse) as con:
         rows = con.execute(sql("select_fixings_as_of"), {"fixing_date": None, "as_of": None}).fetchall()
-    finally:
-        con.close()
     dates = sorted({r[0] for r in rows})
     units = {d.id: UNIT_LABEL[d.instrument_kind] for d in load_definitions()}
     cells: dict[str, dict] = {}
@@ -200,29 +193,34 @@ def _print_history(warehouse: Warehouse) -> int:
 
 def cmd_explain(args) -> int:
     from pipeline.explain import from_warehouse, render_text
-    from pipeline.warehouse import connect
+    from pipeline.readers import reading
 
-    con = connect(Warehouse.locate(args.warehouse), read_only=True)
-    try:
+    with reading(Warehouse.locate(args.warehouse)) as con:
         explanation = from_warehouse(con, args.index, args.date, as_of=args.as_of, revision=args.revision)
-    finally:
-        con.close()
     sys.stdout.write(render_text(explanation))
     return 0
 
 
 def cmd_verify(args) -> int:
-    from pipeline.verify import verify
+    from pipeline.verify import verify, verify_published
 
     if args.date and (args.first or args.last):
         raise ValueError("give --date, or --from and --to, not both")
+    if args.last and not args.first:
+        raise ValueError("--to needs --from")
     first = args.date or args.first
-    if first is None:
-        raise ValueError("give --date D, or --from D1 [--to D2]")
-    report = verify(Warehouse.locate(args.warehouse), first, args.date or args.last or first)
+    if first is None:  # no date: every published date, the history files and the manifest
+        report = verify_published(Warehouse.locate(args.warehouse))
+        first = report.first
+    else:
+        report = verify(Warehouse.locate(args.warehouse), first, args.date or args.last or first)
     span = first.isoformat() if report.last == first else f"{first.isoformat()} to {report.last.isoformat()}"
+    if report.dates is not None:
+        span = f"{len(report.dates)} published date(s), {span}"
     if not report.fixings:
         raise ValueError(f"no fixings published for {span}")
+    for path, problem in sorted(report.file_problems.items()):
+        print(f"published file {path}: {problem}")
     for snapshot_id, error in sorted(report.unreadable.items()):
         print(f"snapshot {snapshot_id[:12]}: {error}")
     for snapshot_id, error in sorted(report.parse_failures.items()):
@@ -235,8 +233,11 @@ def cmd_verify(args) -> int:
     if report.parse_failures:
         problems.append(f"{len(report.parse_failures)} bod{'y' if len(report.parse_failures) == 1 else 'ies'} "
                         "no longer parsed")
+    if report.file_problems:
+        problems.append(f"{len(report.file_problems)} published file(s) not as published")
     verdict = "every field matches" if report.ok else ", ".join(problems)
-    print(f"verified {report.fixings} fixing(s) of {span} from {report.snapshots} raw snapshot(s): {verdict}")
+    print(f"verified {report.fixings} fixing(s) of {span} from {report.snapshots} raw snapshot(s) and "
+          f"{report.files} published file(s): {verdict}")
     return 0 if report.ok else 1
 
 
@@ -316,24 +317,53 @@ def cmd_import(args) -> int:
     span = f"{report.dates[0]} to {report.dates[-1]}" if report.dates else "no date"
     print(f"imported {report.rows} bodies ({report.new_snapshots} new, {len(report.failed)} unreadable); "
           f"fixed {len(report.dates)} date(s), {span}: {report.fixings_written} new fixing(s), "
-          f"{report.published} file(s) published")
+          f"{report.published} file(s) published; `tsi site` rebuilds the site")
     return 0
 
 
 def cmd_runs(args) -> int:
-    from pipeline.warehouse import connect, sql
+    from pipeline.readers import reading
+    from pipeline.warehouse import sql
 
     warehouse = Warehouse.locate(args.warehouse)
-    con = connect(warehouse, read_only=True)
-    try:
+    with reading(warehouse) as con:
         rows = con.execute(sql("select_runs"), {"limit": args.limit}).fetchall()
-    finally:
-        con.close()
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(["run_id", "flow", "started_at", "finished_at", "outcome", "detail"])
     for row in rows:
         writer.writerow(["" if v is None else v for v in row])
     return 0
+
+
+def cmd_sql(args) -> int:
+    """Read-only SQL on the warehouse, also while a run writes it (pipeline/sql_command.py)."""
+    from pipeline.sql_command import cmd_sql as run
+
+    return run(args)
+
+
+def cmd_chart(args) -> int:
+    from pipeline.chart import cmd_chart as run
+
+    return run(args)
+
+
+def cmd_site(args) -> int:
+    from pipeline.site import cmd_site as run
+
+    return run(args)
+
+
+def cmd_methodology(args) -> int:
+    from pipeline.methodology import cmd_methodology as run
+
+    return run(args)
+
+
+def cmd_settle(args) -> int:
+    from pipeline.settlement import cmd_settle as run
+
+    return run(args)
 
 
 def _at_least_one(text: str) -> int:
@@ -398,7 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--revision", type=int, help="this revision")
     p.set_defaults(func=cmd_explain)
 
-    p = commands.add_parser("verify", help="recompute published fixings from the raw store alone; exit 1 on a difference")
+    p = commands.add_parser("verify", help="recompute published fixings from the raw store alone and check the "
+                                           "published files; exit 1 on a difference (no date: every published date)")
     p.add_argument("--date", type=_date, help="one fixing date")
     p.add_argument("--from", dest="first", type=_date, help="first fixing date of a range")
     p.add_argument("--to", dest="last", type=_date, help="last fixing date of a range (default: --from)")
@@ -435,6 +466,41 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("runs", help="print the newest flow runs recorded in the warehouse, as CSV")
     p.add_argument("--limit", type=_at_least_one, default=20, help="how many (default 20)")
     p.set_defaults(func=cmd_runs)
+
+    p = commands.add_parser("sql", help="run read-only SQL on the warehouse (also while a run writes it) and print "
+                                        "the last statement's result")
+    p.add_argument("query", help="one or more read statements (SELECT, WITH, FROM, DESCRIBE, SHOW, SUMMARIZE); "
+                                 "- reads them from stdin")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                   help="table (default: aligned columns), csv (safe for spreadsheets) or json (an array of "
+                        "objects, DECIMAL as exact strings)")
+    p.set_defaults(func=cmd_sql)
+
+    p = commands.add_parser("chart", help="draw the history of one or more indices as a PNG and an SVG")
+    p.add_argument("index", nargs="+", help="index ids; several share one picture (same unit)")
+    p.add_argument("--from", dest="first", type=_date, help="first fixing date (default: the first fixed)")
+    p.add_argument("--to", dest="last", type=_date, help="last fixing date (default: the last fixed)")
+    p.add_argument("--out", help="the PNG to write; the SVG goes beside it (default: published/charts/<index>.png)")
+    p.set_defaults(func=cmd_chart)
+
+    p = commands.add_parser("site", help="write the static site (published/site/): latest fixings, one page per index")
+    p.add_argument("--out", help="the folder to write (default: <warehouse>/published/site)")
+    p.set_defaults(func=cmd_site)
+
+    p = commands.add_parser("methodology", help="print each index's definition in words, from pipeline/indices.toml")
+    p.add_argument("index", nargs="?", help="only this index id")
+    p.set_defaults(func=cmd_methodology)
+
+    p = commands.add_parser("settle", help="the final settlement price of a contract month (pipeline/contracts.toml)")
+    p.add_argument("contract", help="a contract id of pipeline/contracts.toml")
+    p.add_argument("month", help="the contract month, YYYY-MM")
+    p.add_argument("--indicative", action="store_true",
+                   help="mid-month: the average so far, said not to be final (nothing recorded or published)")
+    p.add_argument("--format", choices=("text", "csv", "json"), default="text", help="output format (default text)")
+    p.add_argument("--influence", action="store_true",
+                   help="also print what could move it: the settlement without each provider, and the cheapest "
+                        "one-provider move by a tick")
+    p.set_defaults(func=cmd_settle)
     return parser
 
 
@@ -443,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from pipeline.rawstore import RawStoreError
     from pipeline.records import ParseError
-    from pipeline.warehouse import WarehouseError, explain_database_error
+    from pipeline.warehouse import MigrationError, WarehouseError, explain_database_error
 
     args = build_parser().parse_args(argv)
     try:
@@ -455,7 +521,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"tsi {args.command}: interrupted", file=sys.stderr)
         return 130
-    except (OSError, ValueError, KeyError, ParseError, WarehouseError, RawStoreError, duckdb.Error) as exc:
+    except (OSError, ValueError, KeyError, ParseError, WarehouseError, MigrationError, RawStoreError,
+            duckdb.Error) as exc:
         # Bad input, or a warehouse that cannot be read, gets a sentence, not a traceback (TSI_DEBUG=1 shows it).
         if os.environ.get("TSI_DEBUG"):
             raise

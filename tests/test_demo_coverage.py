@@ -27,7 +27,7 @@ DAY = date(2026, 11, 20)
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Warehouse:
-    return demo_warehouse.build(Warehouse(tmp_path_factory.mktemp("demo") / "warehouse").ensure())
+    return demo_warehouse.fresh_copy(tmp_path_factory)
 
 
 def providers_by_segment(warehouse: Warehouse, day: date) -> dict[str, set[str]]:

@@ -35,7 +35,7 @@ NO_DEMO_VALUE: dict[str, str] = {
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Warehouse:
-    return demo_warehouse.build(Warehouse(tmp_path_factory.mktemp("demo") / "warehouse").ensure())
+    return demo_warehouse.fresh_copy(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

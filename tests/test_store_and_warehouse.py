@@ -47,7 +47,7 @@ def test_raw_store_refuses_a_body_that_does_not_match_its_address(warehouse):
 def test_migrations_apply_once_and_refuse_an_edited_migration(warehouse, tmp_path):
     con = connect(warehouse)
     assert migrate(con) == []  # connect() applied them; again is a no-op
-    assert con.execute("select version from schema_migrations order by version").fetchall() == [(1,), (2,), (3,), (5,), (6,), (7,), (8,), (9,)]
+    assert con.execute("select version from schema_migrations order by version").fetchall() == [(1,), (2,), (3,), (5,), (6,), (7,), (8,), (9,), (11,), (12,)]
     con.close()
     folder = tmp_path / "migrations"
     folder.mkdir()
@@ -187,7 +187,7 @@ def test_a_warehouse_from_before_the_digests_gets_them_when_migrated(tmp_path):
             "'USD', 'gpu_hour', $x, timestamp '2026-11-20 06:00:00', 'specialist')",
             {"s": f"body-{provider}", "p": provider, "x": price},
         )
-    assert migrate(db) == [7, 8, 9]
+    assert migrate(db) == [7, 8, 9, 11, 12]
     assert db.execute("select count(*), sum(n_rows) from observation_digests").fetchall() == [(3, 3)]
     index = IndexDefinition(id="T", name="t", methodology_version="1.0", instrument_kind="gpu",
                             instruments=("H100-SXM",), price_type="on_demand")
