@@ -202,12 +202,15 @@ def cmd_explain(args) -> int:
 
 
 def cmd_verify(args) -> int:
+    from pipeline.readers import reading
     from pipeline.verify import verify, verify_published
 
     if args.date and (args.first or args.last):
         raise ValueError("give --date, or --from and --to, not both")
     if args.last and not args.first:
         raise ValueError("--to needs --from")
+    with reading(Warehouse.locate(args.warehouse)):
+        pass  # says, once, when the warehouse is read from its copy because a run writes it
     first = args.date or args.first
     if first is None:  # no date: every published date, the history files and the manifest
         report = verify_published(Warehouse.locate(args.warehouse))

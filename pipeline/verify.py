@@ -29,8 +29,9 @@ from pipeline import history, load
 from pipeline.definitions import Definition, definition_from_json
 from pipeline.fixing import Fixing, compute_range
 from pipeline.paths import Warehouse
+from pipeline.readers import open_reader
 from pipeline.rawstore import RawStore, RawStoreError
-from pipeline.warehouse import connect, migrate, sql
+from pipeline.warehouse import migrate, sql
 
 FX_LOOKBACK_DAYS = 31  # rates older than this never convert a price (pipeline.normalise)
 SNAPSHOT_SCHEMA = {
@@ -90,9 +91,16 @@ class VerifyReport:
                 and not self.file_problems)
 
 
+def _reader(warehouse: Warehouse) -> duckdb.DuckDBPyConnection:
+    """The warehouse as every reader sees it (pipeline.readers): live, or the read-only copy of the last run
+    while a run writes, so that a verify never fails on a collection's lock (the command says which)."""
+    con, _note = open_reader(warehouse)
+    return con
+
+
 def published_dates(warehouse: Warehouse) -> list[date]:
     """Every fixing date with a published file, oldest first."""
-    con = connect(warehouse, read_only=True)
+    con = _reader(warehouse)
     try:
         return [row[0] for row in con.execute(sql("select_published_dates")).fetchall()]
     finally:
@@ -120,7 +128,7 @@ def verify(warehouse: Warehouse, first: date, last: date, dates: Collection[date
         raise ValueError(f"--to {last.isoformat()} is before --from {first.isoformat()}")
     report = VerifyReport(first, last, dates=sorted(set(dates)) if dates is not None else None)
     wanted = set(dates) if dates is not None else None
-    con = connect(warehouse, read_only=True)
+    con = _reader(warehouse)
     try:
         params = {"first_date": first, "last_date": last}
         publications = [row for row in con.execute(sql("select_publications_between"), params).fetchall()
@@ -210,7 +218,7 @@ def check_history_files(warehouse: Warehouse) -> tuple[int, dict[str, str]]:
     published before these files existed has none: nothing to check until its next publication writes them."""
     folder = warehouse.published_dir
     manifest_path = folder / history.MANIFEST_NAME
-    con = connect(warehouse, read_only=True)
+    con = _reader(warehouse)
     try:
         expected = history.render_history(con)
     finally:
