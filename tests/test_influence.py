@@ -453,3 +453,48 @@ def test_a_settlement_without_a_price_has_nothing_to_move(con):
     four_days(con, (("a", "2.00"), ("b", "2.10"), ("c", "2.30")))
     result = settlement_influence(con, month_contract(), "2026-12")  # nothing fixed in December
     assert result.price is None and result.providers == [] and result.reason
+
+
+def test_tsi_settle_influence_resettles_the_month_without_each_provider(demo_warehouse_path, capsys):
+    # The demo has H100 SXM fixings on 2026-11-16 to 20 only: the indicative settlement of November is the
+    # mean of those five days (2.6900 2.6900 2.5900 2.5900 2.5708 = 13.1308 / 5 = 2.62616 -> 2.625 to the tick
+    # 0.005). Without provider p, each day's value is that day's fixing without p (its fixing_influence row;
+    # unchanged on a day p was not in): the expected settlement is worked here from the stored rows, by a
+    # mean and a half-even rounding to the tick of our own, and must be what the command prints.
+    import duckdb
+
+    from pipeline.cli import main
+
+    con = duckdb.connect(str(demo_warehouse_path.db_path), read_only=True)
+    try:
+        days = dict(con.execute("select fixing_date, usd_per_gpu_hour from fixings where index_id = "
+                                "'TSI-H100-SXM-OD' and fixing_date between date '2026-11-01' and date '2026-11-30'"
+                                " and revision = 1").fetchall())
+        without = con.execute("select provider, fixing_date, usd_per_gpu_hour_without from fixing_influence "
+                              "where index_id = 'TSI-H100-SXM-OD' and stands").fetchall()
+    finally:
+        con.close()
+    assert sorted(days.values()) == [D("2.5708"), D("2.5900"), D("2.5900"), D("2.6900"), D("2.6900")]
+    expected = {}
+    for provider in {p for p, _, _ in without}:
+        series = dict(days) | {day: value for p, day, value in without if p == provider}
+        ticks = (sum(series.values()) / len(series) / D("0.005")).quantize(D(1), rounding="ROUND_HALF_EVEN")
+        expected[provider] = ticks * D("0.005")
+
+    code = main(["--warehouse", str(demo_warehouse_path.root), "settle", "TSIF-H100-SXM-OD", "2026-11",
+                 "--indicative", "--influence"])
+    out, err = capsys.readouterr()
+    assert code == 0 and "Traceback" not in err
+    assert "what could move the settlement 2.625 USD/GPU-hour (tick 0.005)" in out
+    printed = {}
+    for line in out.split("without each provider", 1)[1].splitlines()[2:]:
+        if not line.strip() or line.lstrip().startswith("largest"):
+            break
+        provider, _days, price, *_ = line.split()
+        printed[provider] = D(price)
+    assert printed == expected and len(printed) >= 9
+
+    code = main(["--warehouse", str(demo_warehouse_path.root), "settle", "TSIF-H100-SXM-OD", "2026-11",
+                 "--indicative", "--influence", "--format", "json"])
+    out, err = capsys.readouterr()
+    assert code == 2 and err.count("\n") == 1 and "--influence" in err
