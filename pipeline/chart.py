@@ -288,10 +288,12 @@ def _style():
     return matplotlib.style.context(["default", STYLE])
 
 
-def render(fig: Figure, title: str) -> tuple[bytes, bytes]:
-    """The PNG and SVG bytes of `fig`: no creation date, no software name, fixed ids; the same for the same
-    figure on every run."""
-    png, svg = io.BytesIO(), io.BytesIO()
+def render(fig: Figure, title: str, formats: tuple[str, ...] = ("png", "svg")) -> dict[str, bytes]:
+    """The bytes of `fig` in each of `formats` ("png", "svg"): no creation date, no software name, fixed ids;
+    the same for the same figure on every run."""
+    options = {"png": {"dpi": DPI, "metadata": {"Software": None}},
+               "svg": {"metadata": {"Date": None, "Creator": None, "Title": title}}}
+    files = {}
     with _style():
         # Lay the figure out once, then keep those positions for both files: the same layout in each, and
         # half the time (each savefig would otherwise rerun the layout, the slowest part of a save).
@@ -299,9 +301,11 @@ def render(fig: Figure, title: str) -> tuple[bytes, bytes]:
         if engine is not None:
             engine.execute(fig)
             fig.set_layout_engine("none")
-        fig.savefig(png, format="png", dpi=DPI, metadata={"Software": None})
-        fig.savefig(svg, format="svg", metadata={"Date": None, "Creator": None, "Title": title})
-    return png.getvalue(), svg.getvalue()
+        for kind in formats:
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format=kind, **options[kind])
+            files[kind] = buffer.getvalue()
+    return files
 
 
 def draw_chart(
@@ -317,17 +321,30 @@ def draw_chart(
     for path in (png_path, svg_path):  # found before either file is written: never half a pair
         if path.is_dir():
             raise ValueError(f"cannot write the chart {path}: a folder has that name")
+    _draw(con, index_ids, first, last, {"png": png_path, "svg": svg_path})
+    return png_path, svg_path
+
+
+def draw_svg(con: duckdb.DuckDBPyConnection, index_ids: list[str], first: date | None, last: date | None,
+             svg_path: str | Path) -> Path:
+    """draw_chart's picture as an SVG alone (the site's pages: it scales, and skipping the PNG halves the time
+    of a site's 64 charts)."""
+    svg_path = Path(svg_path)
+    _draw(con, index_ids, first, last, {"svg": svg_path})
+    return svg_path
+
+
+def _draw(con, index_ids: list[str], first: date | None, last: date | None, paths: dict[str, Path]) -> None:
     series = chart_series(con, index_ids, first, last)
     # The style applies when artists are made (colours, fonts, ticks) and when they are drawn: both inside.
     with _style():
         fig = build_figure(series, first, last)
-        png, svg = render(fig, title_of(series))
-    for path, body in ((png_path, png), (svg_path, svg)):
+        files = render(fig, title_of(series), tuple(paths))
+    for kind, path in paths.items():
         try:
-            _write_atomically(path, body)
+            _write_atomically(path, files[kind])
         except OSError as exc:
             raise OSError(f"cannot write the chart {path}: {exc.strerror or exc}") from None
-    return png_path, svg_path
 
 
 def default_chart_path(warehouse: Warehouse, index_ids: list[str]) -> Path:

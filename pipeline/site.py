@@ -274,24 +274,25 @@ def chart_inputs_sha256(series: list) -> str:
 
 def _chart(con, index_id: str, series: list, staging: Path, previous: Path | None, report: SiteBuild) -> dict:
     inputs = chart_inputs_sha256(series)
-    png, svg, stamp = (staging / "charts" / f"{index_id}{ext}" for ext in (".png", ".svg", ".inputs.sha256"))
+    # An SVG alone: it scales on every screen, and a PNG beside it would double the time of a full build (the
+    # PNG of any chart is one `tsi chart` away).
+    svg, stamp = (staging / "charts" / f"{index_id}{ext}" for ext in (".svg", ".inputs.sha256"))
     reused = False
     if previous is not None:
-        old_png, old_svg, old_stamp = (previous / p.name for p in (png, svg, stamp))
+        old_svg, old_stamp = (previous / p.name for p in (svg, stamp))
         try:
-            if old_stamp.read_text(encoding="utf-8").strip() == inputs and old_png.is_file() and old_svg.is_file():
-                for old, new in ((old_png, png), (old_svg, svg)):
-                    _link_or_copy(old, new)
+            if old_stamp.read_text(encoding="utf-8").strip() == inputs and old_svg.is_file():
+                _link_or_copy(old_svg, svg)
                 reused = True
         except OSError:
             reused = False  # no usable previous chart: draw it
     if reused:
         report.charts_reused.append(index_id)
     else:
-        chart.draw_chart(con, [index_id], None, None, png)
+        chart.draw_svg(con, [index_id], None, None, svg)
         report.charts_drawn.append(index_id)
     stamp.write_text(inputs + "\n", encoding="utf-8")
-    return {"svg": f"../charts/{svg.name}", "png": f"../charts/{png.name}", "inputs_sha256": inputs}
+    return {"svg": f"../charts/{svg.name}", "inputs_sha256": inputs}
 
 
 def _link_or_copy(old: Path, new: Path) -> None:

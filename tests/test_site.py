@@ -232,9 +232,9 @@ def test_every_page_loads_cleanly_and_every_link_resolves(browser, built, con):
     finally:
         context.close()
     assert problems == []
-    # The links reach what a reader needs: every index page, chart (SVG and PNG), history file and day file.
+    # The links reach what a reader needs: every index page, chart (SVG), history file and day file.
     assert {p.name for p in linked if p.parent.name == "indices"} == {p.name for p in pages[1:]}
-    assert {p.suffix for p in linked if p.parent.name == "charts"} == {".svg", ".png"}
+    assert {p.suffix for p in linked if p.parent.name == "charts"} == {".svg"}
     assert {p.name for p in linked if p.parent.name == "history"} == {
         "fixings_gpu.csv", "fixings_gpu.parquet", "fixings_token.csv", "fixings_token.parquet", "revisions.csv",
         "revisions.parquet"}
@@ -376,7 +376,7 @@ def test_hostile_names_are_text_and_a_correction_redraws_only_its_chart(browser,
     assert len(report.charts_reused) == 63
     old, new = built.path / "charts", report.path / "charts"
     assert (new / "TSI-H200-OD.inputs.sha256").read_text() != (old / "TSI-H200-OD.inputs.sha256").read_text()
-    assert (new / "TSI-H200-OD.png").read_bytes() != (old / "TSI-H200-OD.png").read_bytes()
+    assert (new / "TSI-H200-OD.svg").read_bytes() != (old / "TSI-H200-OD.svg").read_bytes()
     assert (new / "TSI-H100-SXM-OD.svg").read_bytes() == (old / "TSI-H100-SXM-OD.svg").read_bytes()
     # The site was replaced whole: the page of the index that went is gone, nothing half-built is left beside.
     assert not stale.exists()
