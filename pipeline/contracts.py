@@ -19,7 +19,6 @@ import functools
 import hashlib
 import json
 import re
-import tomllib
 from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
@@ -29,6 +28,7 @@ import duckdb
 
 from pipeline.definitions import (
     INDEX_ID, UNIT_COLUMN, UNIT_LABEL, VERSION, Definition, DefinitionError, _clock, _decimal, _whole, load_definitions,
+    read_toml_document,
 )
 from pipeline.http import utc_now
 from pipeline.warehouse import fetch_first, naive_utc, sql
@@ -210,23 +210,8 @@ DEFAULT_KEYS = KEYS - {"id", "name", "index", "quote_unit"}
 
 def load_contracts(path: Path = CONTRACTS_FILE, definitions: list[Definition] | None = None) -> list[Contract]:
     """Every contract of the file, validated against the index definitions (pipeline/indices.toml)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ContractError(f"{path}: no such contracts file") from None
-    try:
-        document = tomllib.loads(text, parse_float=Decimal)
-    except tomllib.TOMLDecodeError as exc:
-        raise ContractError(f"{path}: not valid TOML: {exc}") from None
-    unknown = set(document) - {"contract", "defaults"}
-    if unknown:
-        raise ContractError(f"{path}: unknown top-level key(s) {sorted(unknown)}; allowed: defaults, contract")
-    defaults = document.get("defaults", {})
-    if not isinstance(defaults, dict):
-        raise ContractError(f"{path}: [defaults] must be a table")
-    bad = set(defaults) - DEFAULT_KEYS
-    if bad:
-        raise ContractError(f"{path}: [defaults] has unknown or per-contract field(s) {sorted(bad)}")
+    document, defaults = read_toml_document(path, ("contract",), DEFAULT_KEYS, "contracts", "per-contract",
+                                            ContractError)
     entries = document.get("contract", [])
     if not isinstance(entries, list) or not entries:
         raise ContractError(f"{path}: expected one or more [[contract]] tables")

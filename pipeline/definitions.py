@@ -245,6 +245,31 @@ DEFAULT_KEYS = (INDEX_KEYS | BASKET_KEYS) - {"id", "name", "instrument", "instru
                                             "instrument_kind"}
 
 
+def read_toml_document(path: Path, tables: tuple[str, ...], default_keys: set[str], what: str, per: str,
+                       error: type[Exception]) -> tuple[dict, dict]:
+    """(the document, its [defaults]) of a TOML file of definitions or contracts: numbers read as decimals,
+    never floats; a top-level key other than [defaults] and `tables`, or a [defaults] field not in
+    `default_keys`, is refused with `error` naming the file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: no such {what} file") from None
+    try:
+        document = tomllib.loads(text, parse_float=Decimal)
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{path}: not valid TOML: {exc}") from None
+    unknown = set(document) - {"defaults", *tables}
+    if unknown:
+        raise error(f"{path}: unknown top-level key(s) {sorted(unknown)}; allowed: {', '.join(('defaults', *tables))}")
+    defaults = document.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise error(f"{path}: [defaults] must be a table")
+    bad = set(defaults) - default_keys
+    if bad:
+        raise error(f"{path}: [defaults] has unknown or {per} field(s) {sorted(bad)}")
+    return document, defaults
+
+
 def load_definitions(
     path: Path = DEFINITIONS_FILE, catalog: Catalog | None = None, *, strict: bool = True
 ) -> list[Definition]:
@@ -254,23 +279,8 @@ def load_definitions(
     registered source ids. `tsi fix --observations` loads with strict=False: its observations come from a
     CSV file, so any instrument and source name is allowed there.
     """
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DefinitionError(f"{path}: no such definitions file") from None
-    try:
-        document = tomllib.loads(text, parse_float=Decimal)
-    except tomllib.TOMLDecodeError as exc:
-        raise DefinitionError(f"{path}: not valid TOML: {exc}") from None
-    unknown = set(document) - {"index", "basket", "defaults"}
-    if unknown:
-        raise DefinitionError(f"{path}: unknown top-level key(s) {sorted(unknown)}; allowed: defaults, index, basket")
-    defaults = document.get("defaults", {})
-    if not isinstance(defaults, dict):
-        raise DefinitionError(f"{path}: [defaults] must be a table")
-    bad = set(defaults) - DEFAULT_KEYS
-    if bad:
-        raise DefinitionError(f"{path}: [defaults] has unknown or per-index field(s) {sorted(bad)}")
+    document, defaults = read_toml_document(path, ("index", "basket"), DEFAULT_KEYS, "definitions", "per-index",
+                                            DefinitionError)
     entries = document.get("index", [])
     baskets = document.get("basket", [])
     if not isinstance(entries, list) or not isinstance(baskets, list) or not (entries or baskets):
