@@ -47,7 +47,8 @@ import polars as pl
 import pyarrow as pa
 
 from pipeline.definitions import IndexDefinition
-from pipeline.fixing import PARAM_SCHEMA, Fixing, _estimate, divide, round_half_even
+from pipeline.fixing import Fixing, _estimate, divide, round_half_even
+from pipeline.ladder import PARAM_SCHEMA
 from pipeline.warehouse import sql
 
 # Exclusion codes of providers that voted in the screen (insufficient_providers: included, but too few).

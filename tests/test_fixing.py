@@ -15,7 +15,6 @@ from pipeline.fixing import (
     SUPPRESSED,
     WIDENED,
     compute_fixings,
-    FixingInputError,
     compute_range,
     fix_date,
     fix_range,
@@ -23,6 +22,7 @@ from pipeline.fixing import (
     round_half_even,
 )
 
+from pipeline.ladder import FixingInputError
 from pipeline.load import load_result
 from pipeline.records import GPU, Observation, ParseContext, ParseResult
 
