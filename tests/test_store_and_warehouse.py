@@ -215,3 +215,23 @@ def test_a_snapshot_of_a_source_no_longer_known_fails_alone(con, warehouse):
     rows = con.execute("select snapshot_id, outcome from snapshot_parses order by parsed_at").fetchall()
     assert sorted(rows) == sorted([(ids[0], "loaded"), (ids[1], "failed"), (ids[2], "loaded")])
     assert con.execute("select distinct usd_per_gpu_hour from observations").fetchall() == [(Decimal("2.99"),)]
+
+
+def test_a_snapshot_parsed_again_replaces_its_rows_and_the_thread_setting_comes_back(con, warehouse):
+    """A first load skips the deletes (nothing of a never-parsed snapshot is in the warehouse); a re-parse
+    (load.parse_snapshots) must still replace: one Lambda row loaded twice is one observation and one digest,
+    with two parse records. The loads run DuckDB on one thread; the database's own setting is restored."""
+    from pipeline import load
+
+    store = RawStore(warehouse.root)
+    body = (b"InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,Price,Region,GpuInfo,SpotPrice\n"
+            b"gpu_8x_h100_sxm5,H100,8.0,208.0,1800.0,23.92,us-east-1,,\n")
+    request = FetchRequest("skypilot", "https://example.test/vms.csv", "lambda")
+    snapshot_id = store_fetched(con, store, request, FetchedBody(request.url, 200, "text/csv", body, WHEN)).snapshot_id
+    con.execute("set threads = 2")
+    assert load.parse_pending(con, store).loaded == {snapshot_id: (1, 0)}
+    assert load.parse_snapshots(con, store, [snapshot_id]).loaded == {snapshot_id: (1, 0)}
+    assert con.execute("select count(*), min(usd_per_gpu_hour) from observations").fetchall() == [(1, Decimal("2.99"))]
+    assert con.execute("select count(*), sum(n_rows) from observation_digests").fetchall() == [(1, 1)]
+    assert con.execute("select count(*) from snapshot_parses where outcome = 'loaded'").fetchone() == (2,)
+    assert con.execute("select current_setting('threads')").fetchone() == (2,)
