@@ -123,7 +123,8 @@ def settlement_influence(con: duckdb.DuckDBPyConnection, spec, month, as_of=None
     price and says so. A day without a value of its own (suppressed) stays as it is: posting x is not taken
     to rescue it. For a basket the providers are its member indices, and v_d(x) the mean of the members.
     """
-    from pipeline.settlement import DayFixing, read_fixings, settle_values
+    from pipeline.settlement import read_fixings
+    from pipeline.settlement_rules import DayFixing, settle_values
 
     contract = spec
     month = contract.contract_month(month) if isinstance(month, str) else month

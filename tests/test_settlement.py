@@ -24,7 +24,8 @@ from pipeline.cli import main
 from pipeline.contracts import find_contract
 from pipeline.fixing import FIXING_BATCH_SCHEMA
 from pipeline.paths import Warehouse
-from pipeline.settlement import indicative, round_to_increment, settle, settle_values
+from pipeline.settlement import indicative, settle
+from pipeline.settlement_rules import round_to_increment, settle_values
 from pipeline.warehouse import connect, sql
 
 NOV = date(2026, 11, 1)
