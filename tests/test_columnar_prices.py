@@ -1,4 +1,4 @@
-"""The columnar SkyPilot path divides plain prices in 128-bit integers (skypilot._plain_prices): its rounding,
+"""The columnar SkyPilot path divides plain prices in 128-bit integers (skypilot_columns._plain_prices): its rounding,
 worked out by hand, at the half-way points where half-even decides, and against the readable path's Decimal.
 
 Lambda's gpu_8x_h100_sxm5 is 8 x H100 SXM (band 0.10 to 50 USD per GPU-hour). Per GPU-hour = price / 8, rounded

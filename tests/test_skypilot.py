@@ -16,10 +16,11 @@ import httpx
 import pytest
 
 from pipeline.catalog import Catalog
+from pipeline.columnar import frame_from_observations
 from pipeline.normalise import parse_body
 from pipeline.paths import CATALOG_DIR
 from pipeline.records import ON_DEMAND, SPOT, ParseContext, ParseError
-from pipeline.sources import skypilot
+from pipeline.sources import skypilot, skypilot_cells
 
 TESTS = Path(__file__).resolve().parent
 FIXTURES = TESTS / "fixtures" / "skypilot"
@@ -924,3 +925,167 @@ def test_a_hostile_gpu_info_cell_refuses_its_row_or_is_ignored_never_raises(cell
     assert [o.instrument for o in result.observations][-1] == "H100-PCIE"
     assert {r.reason for r in result.rejections} <= {"malformed_row"}
     assert len(result.observations) + len(result.rejections) == 2
+
+
+# ----------------------------------------------------------------------------------------- the columnar path's reader
+# parse_columns reads a catalog in plain CSV with polars (pipeline/sources/skypilot_cells.py) and any other body with
+# the readable path's own reader. Either way it must give what parse() gives; the bodies below are built so that
+# polars reads the first kind (the readable reader is never called) and hands over the second.
+
+AWS_HEADER = "InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,GpuInfo,Price,SpotPrice,Region,AvailabilityZone\n"
+H100_INFO = ('"{\'Gpus\': [{\'Name\': \'H100\', \'Manufacturer\': \'NVIDIA\', \'Count\': 8, '
+             '\'MemoryInfo\': {\'SizeInMiB\': 81920}}], \'TotalGpuMemoryInMiB\': 655360}"')
+P5 = f"p5.48xlarge,H100,8.0,192.0,2048.0,{H100_INFO},98.32,31.4624,us-east-1,use1-az2\n"  # 12.29 and 3.9328 a GPU-hour
+
+
+def _columnar_rows(result) -> list[dict]:
+    return result.observations.drop("_seq").to_dicts()
+
+
+def _readable_rows(result) -> list[dict]:
+    return frame_from_observations(result.observations).drop("_seq").to_dicts()
+
+
+def _rejection_keys(rejections) -> list[tuple]:
+    return sorted((r.row_key, r.reason, r.detail, r.raw_excerpt) for r in rejections)
+
+
+def _assert_paths_agree(raw: bytes, provider: str, catalog: Catalog) -> tuple:
+    """parse() and parse_columns() give the same rows, in the same order, and the same rejections; returned."""
+    readable = skypilot.parse(raw, ctx(provider), catalog=catalog)
+    columnar = skypilot.parse_columns(raw, ctx(provider), catalog=catalog)
+    assert _columnar_rows(columnar) == _readable_rows(readable)
+    assert _rejection_keys(columnar.rejections) == _rejection_keys(readable.rejections)
+    return readable, columnar
+
+
+@pytest.fixture
+def readable_reader_calls(monkeypatch) -> list[int]:
+    """How many times parse_columns handed its body to the readable path's reader."""
+    calls: list[int] = []
+    original = skypilot_cells._read_rows
+
+    def counting(raw):
+        calls.append(len(raw))
+        return original(raw)
+
+    monkeypatch.setattr(skypilot_cells, "_read_rows", counting)
+    return calls
+
+
+def _tied_memories(first_mib: int, then_mib: int) -> str:
+    """Single-GPU A100 rows stating two memories equally often, and a 2-GPU row stating 81920 MiB."""
+    info = "\"{{'Gpus': [{{'Name': 'A100', 'MemoryInfo': {{'SizeInMiB': {}}}}}]}}\""
+    rows = [f"gpu_1x_a100_{n},A100,1,8,64,{info.format(mib)},1.5,,r{n},\n"
+            for n, mib in enumerate((first_mib, then_mib, then_mib, first_mib))]
+    return AWS_HEADER + "".join(rows) + f"gpu_2x_a100,A100,2,16,128,{info.format(81920)},4,,r9,\n"
+
+
+PLAIN_BODIES = {
+    "crlf and a BOM": ("\ufeff" + AWS_HEADER + P5).replace("\n", "\r\n"),
+    "crlf after a quoted last cell and an empty one": (
+        "InstanceType,AcceleratorName,AcceleratorCount,Price,SpotPrice,Region,GpuInfo\r\n"
+        f"p5.48xlarge,H100,8.0,98.32,31.4624,us-east-1,{H100_INFO}\r\n"
+        "p5.48xlarge,H100,8.0,98.32,31.4624,us-west-2,\r\n"
+    ),
+    "quotes doubled inside a quoted cell": AWS_HEADER + P5.replace("use1-az2", '"use1 ""az2"" \\\\ east"'),
+    "cells padded with whitespace": AWS_HEADER + P5.replace(",H100,8.0,", ", H100\t,  8.0 ,").replace(
+        ",us-east-1,", ",\x1f us-east-1 \x0c,"),
+    "blank lines and rows of another field count": (
+        AWS_HEADER + P5 + "\n" + "   \n" + P5.replace("us-east-1", "us-west-2")
+        + "p5.48xlarge,H100,8.0\n"  # 3 fields
+        + ",,,,,,,,,\n" + '"","",,,,,,,,\n'  # blank: every cell empty
+        + P5.replace("use1-az2\n", 'use1-az2,"x,y"\n')  # 11 fields
+        + '"""",,,,,,,,,\n'  # not blank: its first cell is a quote
+        + P5.replace("us-east-1", "eu-west-1")
+    ),
+    "a fractional count and prices that are not plain": AWS_HEADER
+        + "gr6f.4xlarge,L4,0.5,16.0,128.0,,1.066,0.3056,us-east-1,use1-az1\n"
+        + P5.replace("98.32", "9.832E1").replace("31.4624", "-1"),
+    "memory stated equally often two ways": _tied_memories(81920, 40960),
+    "a header only": AWS_HEADER,
+}
+
+
+@pytest.mark.parametrize("name", list(PLAIN_BODIES))
+def test_plain_csv_is_read_by_column_as_parse_reads_it(name, catalog, readable_reader_calls):
+    _assert_paths_agree(PLAIN_BODIES[name].encode("utf-8"), "aws", catalog)
+    assert readable_reader_calls == []
+
+
+@pytest.mark.parametrize("first_mib, then_mib, expected", [(81920, 40960, "A100-80GB"), (40960, 81920, "A100-40GB")])
+def test_memories_stated_equally_often_are_decided_by_the_first_seen_on_both_paths(first_mib, then_mib, expected,
+                                                                                  catalog):
+    # The single-GPU rows state each memory twice: the reference is the one seen first. 81920 over 2 GPUs is then
+    # the memory of one GPU (the reference is 81920) or of both (it is 40960, and 81920 = 2 x 40960).
+    _, columnar = _assert_paths_agree(_tied_memories(first_mib, then_mib).encode(), "aws", catalog)
+    two = columnar.observations.filter(columnar.observations["gpu_count"] == 2)
+    assert two["instrument"].to_list() == [expected]
+
+
+def test_plain_csv_cells_are_unquoted_and_stripped_as_the_csv_module_does(catalog, readable_reader_calls):
+    _, quoted = _assert_paths_agree(PLAIN_BODIES["quotes doubled inside a quoted cell"].encode(), "aws", catalog)
+    # The zone cell `"use1 ""az2"" \\ east"` is the text  use1 "az2" \\ east  (two backslashes), JSON-escaped in the
+    # attributes as  "use1 \"az2\" \\\\ east".
+    assert quoted.observations["attributes"][0].startswith('{"availability_zone":"use1 \\"az2\\" \\\\\\\\ east",')
+    _, padded = _assert_paths_agree(PLAIN_BODIES["cells padded with whitespace"].encode(), "aws", catalog)
+    assert padded.observations.select("source_instrument", "region", "usd_price").rows() == [
+        ("H100", "us-east-1", Decimal("12.29")), ("H100", "us-east-1", Decimal("3.9328"))]  # 98.32 / 8, 31.4624 / 8
+    assert readable_reader_calls == []
+
+
+def test_plain_csv_skips_blank_lines_and_numbers_rows_as_parse_does(catalog, readable_reader_calls):
+    raw = PLAIN_BODIES["blank lines and rows of another field count"].encode()
+    readable, columnar = _assert_paths_agree(raw, "aws", catalog)
+    # Data rows, blank lines not counted: 1 P5, 2 us-west-2, 3 the 3-field row, 4 the 11-field row, 5 the quote, 6.
+    assert sorted((r.row_key, r.detail) for r in columnar.rejections if r.reason == "malformed_row") == [
+        ("row 3|malformed", "row has 3 fields, the header has 10"),
+        ("row 4|malformed", "row has 11 fields, the header has 10"),
+    ]
+    assert [r.row_key for r in columnar.rejections if r.reason == "no_accelerator"] == ['"|||*']  # no region, zone
+    assert columnar.observations["region"].to_list() == ["us-east-1"] * 2 + ["us-west-2"] * 2 + ["eu-west-1"] * 2
+    assert readable_reader_calls == []
+
+
+NOT_PLAIN_BODIES = {
+    "bare carriage returns": (AWS_HEADER + P5).replace("\n", "\r"),
+    "a bare carriage return in a row": (AWS_HEADER + P5 + P5.replace("us-east-1", "us-\rwest-2")).replace("\n", "\r\n"),
+    "a bare carriage return in the header": (AWS_HEADER.replace("Region", "Reg\rion") + P5).replace("\n", "\r\n"),
+    "a quote inside an unquoted cell": AWS_HEADER + P5.replace("p5.48xlarge", 'p5."48"xlarge'),
+    "text after a closing quote": AWS_HEADER + P5.replace(",use1-az2", ',"use1"-az2'),
+    "a quoted line break": AWS_HEADER + P5.replace("'Manufacturer'", "\n'Manufacturer'"),
+    "a blank line before the header": "\n" + AWS_HEADER + P5,
+    "text that is not ASCII": AWS_HEADER + P5.replace("us-east-1", "sa-são-paulo-1"),
+    "a NUL": AWS_HEADER + P5.replace("use1-az2", "use1\x00az2"),
+    "a line longer than the csv field limit": AWS_HEADER + P5.replace("use1-az2", "z" * (csv.field_size_limit() + 1)),
+    "no line end at the end": AWS_HEADER + P5.rstrip("\n"),
+}
+NOT_PLAIN_BODIES = {name: text.encode("utf-8") for name, text in NOT_PLAIN_BODIES.items()}
+NOT_PLAIN_BODIES["not UTF-8"] = (AWS_HEADER + P5).encode().replace(b"us-east-1", b"us-\xff-1")
+
+
+@pytest.mark.parametrize("name", list(NOT_PLAIN_BODIES))
+def test_a_body_that_is_not_plain_csv_goes_to_the_readable_reader(name, catalog, readable_reader_calls):
+    raw = NOT_PLAIN_BODIES[name]
+    try:
+        skypilot.parse(raw, ctx("aws"), catalog=catalog)
+    except ParseError as readable_error:  # then parse_columns must fail alike
+        with pytest.raises(ParseError) as columnar_error:
+            skypilot.parse_columns(raw, ctx("aws"), catalog=catalog)
+        assert str(columnar_error.value) == str(readable_error)
+    else:
+        _assert_paths_agree(raw, "aws", catalog)
+    assert readable_reader_calls == [len(raw)]
+
+
+@pytest.mark.parametrize("header", [
+    AWS_HEADER.replace(",Price,", ",Price,price,"),  # a repeated column that is read
+    AWS_HEADER.replace("AcceleratorCount,", ""),  # a required column missing
+])
+def test_a_plain_body_with_a_bad_header_fails_as_parse_fails(header, catalog):
+    raw = (header + P5).encode()
+    with pytest.raises(ParseError) as readable_error:
+        skypilot.parse(raw, ctx("aws"), catalog=catalog)
+    with pytest.raises(ParseError) as columnar_error:
+        skypilot.parse_columns(raw, ctx("aws"), catalog=catalog)
+    assert str(columnar_error.value) == str(readable_error.value)
