@@ -154,6 +154,7 @@ def load_frames(con: duckdb.DuckDBPyConnection, ctx: ParseContext, observation_f
     inserts = {"observation_batch": "insert_observations", "rejection_batch": "insert_rejections",
                "fx_rate_batch": "insert_fx_rates"}
     snapshot = {"snapshot_id": ctx.snapshot_id}
+    fetched = {**snapshot, "observed_at": naive_utc(ctx.observed_at)}  # what every row of the snapshot carries
     with transaction(con):
         if replaces:
             for statement in _REPLACED:
@@ -166,8 +167,8 @@ def load_frames(con: duckdb.DuckDBPyConnection, ctx: ParseContext, observation_f
                 finally:
                     con.unregister(name)
         if observation_frame.height:
-            con.execute(sql("insert_observation_digests"), snapshot)
-            con.execute(sql("insert_jump_flags"), {**snapshot, "jump_ratio": JUMP_RATIO})
+            con.execute(sql("insert_observation_digests"), fetched)
+            con.execute(sql("insert_jump_flags"), {**fetched, "jump_ratio": JUMP_RATIO})
         _record_parse(con, ctx.snapshot_id, "loaded", observation_frame.height, rejection_frame.height, None)
 
 

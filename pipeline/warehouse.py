@@ -104,7 +104,7 @@ def migrate(con: duckdb.DuckDBPyConnection, folder: Path = MIGRATIONS_DIR) -> li
         try:
             con.execute(text)
             if path.name in BACKFILLS:
-                con.execute(sql(BACKFILLS[path.name]), {"snapshot_id": None})
+                con.execute(sql(BACKFILLS[path.name]), {"snapshot_id": None, "observed_at": None})
             con.execute(
                 "insert into schema_migrations values ($version, $name, $sha256, $applied_at)",
                 {"version": version, "name": path.name, "sha256": digest, "applied_at": naive_utc(utc_now())},

@@ -325,7 +325,7 @@ def fix_observations(
         finally:
             con.unregister("observation_batch")
         con.execute(sql("create_scratch_digests"))
-        con.execute(sql("insert_observation_digests"), {"snapshot_id": None})
+        con.execute(sql("insert_observation_digests"), {"snapshot_id": None, "observed_at": None})
         return compute_range(con, definitions, dates)
     finally:
         if own:

@@ -1,10 +1,12 @@
 -- Flag every row of one snapshot whose price moved by $jump_ratio or more (up or down) from the same row
 -- (same source, provider, row key) in that provider's previous snapshot. A flag does not refuse the price.
+-- $observed_at: the snapshot's fetch time, which all its rows carry.
 with current_rows as (
     select snapshot_id, source, provider, row_key, observed_at,
            coalesce(usd_per_gpu_hour, usd_per_mtok) as usd_price
     from observations
     where snapshot_id = $snapshot_id
+      and observed_at = $observed_at  -- the snapshot's fetch time: its zone maps skip the rest of the table
 ),
 
 previous_rows as (

@@ -42,7 +42,7 @@ def warehouse_with(days: int, folder: Path) -> tuple[duckdb.DuckDBPyConnection, 
     con.execute(GENERATOR, {"days": days})
     generated = time.perf_counter() - started
     started = time.perf_counter()
-    con.execute(sql("insert_observation_digests"), {"snapshot_id": None})
+    con.execute(sql("insert_observation_digests"), {"snapshot_id": None, "observed_at": None})
     digested = time.perf_counter() - started
     con.execute("checkpoint")
     rows = con.execute("select count(*) from observations").fetchall()[0][0]
