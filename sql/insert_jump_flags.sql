@@ -10,17 +10,21 @@ with current_rows as (
 ),
 
 previous_rows as (
-    select c.row_key, c.usd_price, coalesce(p.usd_per_gpu_hour, p.usd_per_mtok) as previous_price,
-           p.snapshot_id as previous_snapshot
+    -- for each row key, the newest earlier row (by fetch time, then snapshot id: a row key is unique within a
+    -- snapshot, so this is one row); a hash aggregate, where a window over every earlier row sorted them all
+    select c.row_key, any_value(c.usd_price) as usd_price,
+           arg_max(coalesce(p.usd_per_gpu_hour, p.usd_per_mtok), (p.observed_at, p.snapshot_id)) as previous_price,
+           arg_max(p.snapshot_id, (p.observed_at, p.snapshot_id)) as previous_snapshot
     from current_rows as c
     join observations as p
         on  p.source = c.source
         and p.provider = c.provider
         and p.row_key = c.row_key
-        and p.observed_at < c.observed_at
-        -- bounded look-back keeps the check cheap however long the history grows
-        and p.observed_at >= c.observed_at - interval 31 day
-    qualify row_number() over (partition by c.row_key order by p.observed_at desc, p.snapshot_id desc) = 1
+        -- bounded look-back keeps the check cheap however long the history grows; constant bounds, so that
+        -- the zone maps of observed_at skip the rest of the table
+        and p.observed_at < $observed_at
+        and p.observed_at >= $observed_at - interval 31 day
+    group by c.row_key
 )
 
 insert into observation_flags (snapshot_id, row_key, flag, detail)

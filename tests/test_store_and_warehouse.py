@@ -146,6 +146,8 @@ def test_a_tenfold_move_from_the_previous_snapshot_is_flagged_not_refused(con):
     flags = con.execute("select snapshot_id, flag from observation_flags order by snapshot_id").fetchall()
     assert sorted(flags) == sorted([(jumped, "jump_vs_previous"), (dropped, "jump_vs_previous")])
     assert calm not in {f[0] for f in flags}
+    [(detail,)] = con.execute("select detail from observation_flags where snapshot_id = $s", {"s": dropped}).fetchall()
+    assert detail == f"price 1.9000000000 vs 19.0000000000 in snapshot {calm}"  # the newest earlier row, not the first
     assert con.execute("select count(*) from observations").fetchall() == [(4,)]  # flagged rows are kept
 
 

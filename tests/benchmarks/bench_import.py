@@ -1,6 +1,7 @@
 """Benchmark of the parse-and-load path (run as a script; pytest does not collect it):
 
     python tests/benchmarks/bench_import.py [--sizes 10000 100000 1000000] [--source vast|skypilot|both]
+                                            [--history N]
 
 For each size N (observations) it writes synthetic bodies shaped like the real ones (Vast offers as `vastai search
 offers` returns them, N / 2 offers each with an on-demand and a spot price, in bodies of at most 100,000 offers;
@@ -10,7 +11,9 @@ from the store, parses it (by column: pipeline/columnar.py), applies the shared 
 rejections and digests, the next body's parse overlapping the last one's load: the path of a collection and of
 `tsi import`. Beside it, the time a plain reader takes to read the same bodies (json.loads with Decimal numbers /
 csv.reader), so that the rate can be judged against the cost of reading the bytes at all. Peak memory is the
-process's maximum resident set. It prints the figures; nothing is asserted.
+process's maximum resident set. With --history N, the warehouse first holds N observations of the same shape,
+loaded the same way from earlier bodies (not timed): a load must not slow down as the history grows. It prints the
+figures; nothing is asserted.
 """
 from __future__ import annotations
 
@@ -111,41 +114,57 @@ def plain_read(source: str, bodies: list[bytes]) -> tuple[float, int]:
     return time.perf_counter() - start, count
 
 
-def run(source: str, n: int, seed: int = 7) -> None:
+def bodies_of(source: str, n: int, rng: random.Random) -> list[bytes]:
+    return vast_bodies(n, rng) if source == "vast" else skypilot_bodies(n, rng)
+
+
+def store_bodies(con, store: RawStore, source: str, bodies: list[bytes], first: datetime, label: str) -> None:
+    for number, body in enumerate(bodies):
+        provider = "vast" if source == "vast" else f"cloud{number}"
+        request = FetchRequest(source, f"https://bench.test/{source}/{label}/{number}", provider)
+        collect.store_fetched(con, store, request, FetchedBody(request.url, 200, "application/octet-stream", body,
+                                                               first + timedelta(seconds=number)))
+
+
+def run(source: str, n: int, history: int = 0, seed: int = 7) -> None:
     rng = random.Random(seed)
-    bodies = vast_bodies(n, rng) if source == "vast" else skypilot_bodies(n, rng)
+    bodies = bodies_of(source, n, rng)
     with tempfile.TemporaryDirectory() as folder:
         warehouse = Warehouse(Path(folder) / "wh").ensure()
         con = connect(warehouse)
         store = RawStore(warehouse.root)
-        for number, body in enumerate(bodies):
-            provider = "vast" if source == "vast" else f"cloud{number}"
-            request = FetchRequest(source, f"https://bench.test/{source}/{number}", provider)
-            collect.store_fetched(con, store, request,
-                                  FetchedBody(request.url, 200, "application/octet-stream", body,
-                                              WHEN + timedelta(seconds=number)))
+        if history:  # earlier bodies of the same shape, a day apart, loaded before the timed ones
+            for day, chunk in enumerate(range(0, history, 100_000)):
+                earlier = bodies_of(source, min(100_000, history - chunk), random.Random(seed + 1 + day))
+                store_bodies(con, store, source, earlier, WHEN - timedelta(days=day + 1), f"history{day}")
+                load.parse_pending(con, store)
+        store_bodies(con, store, source, bodies, WHEN, "timed")
         start = time.perf_counter()
         report = load.parse_pending(con, store)
         seconds = time.perf_counter() - start
-        [(n_obs,)] = con.execute("select count(*) from observations").fetchall()
+        [(n_obs,)] = con.execute("select count(*) from observations where observed_at >= $t",
+                                 {"t": WHEN.replace(tzinfo=None)}).fetchall()
         con.close()
     plain_seconds, records = plain_read(source, bodies)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     megabytes = sum(len(b) for b in bodies) / 1e6
     failed = f", {len(report.failed)} failed" if report.failed else ""
+    held = f"  (after {history:,} already held)" if history else ""
     print(f"{source:<8} {n:>9,} asked  {n_obs:>9,} observations  {megabytes:8.1f} MB in {len(bodies)} bodies  "
           f"parse+load {seconds:7.2f} s = {n_obs / seconds:>9,.0f} obs/s  plain read of {records:,} records "
-          f"{plain_seconds:6.2f} s  peak RSS {peak_mb:,.0f} MB{failed}", flush=True)
+          f"{plain_seconds:6.2f} s  peak RSS {peak_mb:,.0f} MB{failed}{held}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--source", choices=("vast", "skypilot", "both"), default="both")
+    parser.add_argument("--history", type=int, default=0, metavar="N",
+                        help="observations already in the warehouse before the timed bodies load")
     args = parser.parse_args()
     for source in (("vast", "skypilot") if args.source == "both" else (args.source,)):
         for n in args.sizes:
-            run(source, n)
+            run(source, n, args.history)
 
 
 if __name__ == "__main__":
