@@ -7,24 +7,24 @@ as one frame instead, built column by column, and the shared checks run over tha
 (pipeline.normalise.check_columns). Both paths give the same observations and rejections: tests/test_columnar.py
 compares them on every body of the corpus (real files, demo recordings, hostile cases, synthetic marketplaces).
 
-JSON is still decoded by the standard library: polars' and DuckDB's JSON readers go through binary doubles
+JSON is decoded by msgspec (pipeline.sources.jsonbody.fast_records: numbers as the Decimal of their text, or the
+text itself) or by the standard library, never by polars' and DuckDB's JSON readers, which go through binary doubles
 (polars reads 0.6951851851851852 into DECIMAL(38,18) as 0.695185185185185280, and DuckDB prints
-0.30000000000000001 as 0.3), and a price must be the number the source wrote. What comes after the decode is
-columnar: values taken out by column, work done once per distinct value (a GPU name, a memory size), frames built
-through Arrow, checks and the load in polars and DuckDB.
+0.30000000000000001 as 0.3): a price must be the number the source wrote. What comes after the decode is
+columnar: values taken out by column, work done once per distinct value (a GPU name, a memory size), prices divided
+per GPU in integers (usd_per_unit), frames built through Arrow, checks and the load in polars and DuckDB.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from pipeline.records import MAX_MAGNITUDE, FxRate, Observation, Rejection
+from pipeline.records import FxRate, Observation, Rejection
 
 # The columns of a parsed frame (before the shared checks), typed as the warehouse will hold them; `_seq` is the
 # row's place in the body, which decides which copy of an identical repeated row is kept.
@@ -110,6 +110,62 @@ def frame_from_columns(length: int, columns: dict[str, object]) -> pl.DataFrame:
     return pl.DataFrame([series.alias(name) for name, series in arrays.items()])
 
 
+def frame_from_arrays(length: int, columns: dict[str, object]) -> pl.DataFrame:
+    """A parsed frame from Arrow arrays already of their column's Arrow type (pa.string() for text), or one value
+    repeated on every row; columns not given are null. One conversion to polars for the whole frame, where
+    frame_from_columns converts column by column (a fixed cost that is much of a small body's)."""
+    arrays = []
+    for name in PARSED_SCHEMA:
+        arrow_type = _ARROW_TYPES.get(name, pa.string())
+        value = columns.get(name)
+        if isinstance(value, pa.Array):
+            if value.type != arrow_type or len(value) != length:
+                raise ValueError(f"column {name} is {len(value)} x {value.type}, not {length} x {arrow_type}")
+            arrays.append(value)
+        elif value is None:
+            arrays.append(pa.nulls(length, arrow_type))
+        else:
+            arrays.append(pa.array([value], type=arrow_type).take(np.zeros(length, dtype=np.int64)))
+    return pl.from_arrow(pa.table(arrays, names=list(PARSED_SCHEMA)))
+
+
+# usd_per_unit rounds the exact quotient; the readable path (quantize_usd(price / count)) rounds one already rounded
+# to 28 significant digits. Both agree for prices below this: a quotient under 1e8 is then within 0.5e-20 of the
+# exact one, while a quotient of a price of 18 decimals by a count of at most 64 that is not a half-way point of the
+# 10th place is at least 1 / 64e18 (over 1.5e-20) away from every one of them.
+PER_UNIT_PRICE_LIMIT = Decimal("1E8")
+_UNITS_OF_QUANTUM = 10 ** 8  # one USD_PRICE_QUANTUM (1e-10) in STORED_QUANTUM (1e-18) units
+
+
+def usd_per_unit(prices: pa.Array, counts: np.ndarray) -> pa.Array:
+    """quantize_usd(price / count) for each row (half-even to 10 places: DECIMAL(20, 10)), in integers: `prices`
+    DECIMAL(38, 18) without nulls, each from 0 to below PER_UNIT_PRICE_LIMIT (so below 2**87 in 1e-18 units);
+    `counts` whole numbers from 1 to 64. The long division runs in 31-bit digits so that no step exceeds 64 bits
+    (the divisor, count * 1e8, is below 2**33)."""
+    prices = prices.cast(pa.decimal128(38, 18))
+    words = np.frombuffer(prices.buffers()[1], dtype="<u8")[2 * prices.offset:2 * (prices.offset + len(prices))]
+    low, high = words[0::2], words[1::2]
+    if np.any(high >= np.uint64(1 << 23)):  # the three digits below hold 93 bits
+        raise ValueError("a price is negative or beyond 2**87 units of 1e-18")
+    divisor = counts.astype(np.uint64) * np.uint64(_UNITS_OF_QUANTUM)
+    digit_mask, thirty_one = np.uint64((1 << 31) - 1), np.uint64(31)
+    digits = ((high << np.uint64(2)) | (low >> np.uint64(62)),  # bits 62 to 86, then 31 to 61, then 0 to 30
+              ((high << np.uint64(33)) | (low >> thirty_one)) & digit_mask,
+              low & digit_mask)
+    quotient = np.zeros(len(prices), dtype=np.uint64)
+    remainder = np.zeros(len(prices), dtype=np.uint64)
+    for digit in digits:
+        current = (remainder << thirty_one) | digit
+        step = current // divisor
+        remainder = current - step * divisor
+        quotient = (quotient << thirty_one) | step
+    twice = remainder * np.uint64(2)
+    quotient += (twice > divisor) | ((twice == divisor) & (quotient & np.uint64(1) == 1))
+    unscaled = np.zeros((len(prices), 2), dtype=np.uint64)
+    unscaled[:, 0] = quotient
+    return pa.Array.from_buffers(pa.decimal128(20, 10), len(prices), [None, pa.py_buffer(unscaled)])
+
+
 STORED_QUANTUM = Decimal("1E-18")  # the scale of original_price, gpu_count and price_in_currency
 
 
@@ -139,67 +195,3 @@ def concat_frames(frames: Iterable[pl.DataFrame]) -> pl.DataFrame:
     if not frames:
         return empty_frame()
     return pl.concat(frames, how="vertical").sort("_seq")
-
-
-def checked_prices(values: list) -> pa.Array | None:
-    """The numbers of a column (int or Decimal, None for absent) as DECIMAL(38, 18) when every one is a price the
-    readers accept (records.read_decimal: finite, at most 1e9) and fits the column without rounding; None when
-    one does not, and the caller reads them one by one. One conversion checks them all."""
-    try:
-        array = pa.array(values, type=pa.decimal128(38, 18))
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
-        return None
-    largest = pc.max(pc.abs(array)).as_py() if len(array) else None
-    return array if largest is None or largest <= MAX_MAGNITUDE else None
-
-
-# --- attributes as JSON text, column by column --------------------------------------------------------------
-
-
-def json_fragments(values: list) -> list[str | None]:
-    """Each value as Observation.attributes_json writes it inside the object (json.dumps with default=str: a
-    Decimal as a JSON string of its text, an int or bool as a JSON number or literal, a str escaped), or None
-    for a value an attribute does not keep (absent, None, a nested object). A column of one type, as real bodies
-    have, is converted at C speed; a mixed one value by value."""
-    kinds = set(map(type, values))
-    absent = type(None) in kinds
-    kinds.discard(type(None))
-    if not kinds:
-        return [None] * len(values)
-    if kinds <= {str}:
-        return list(map(_ENCODE_STRING, values)) if not absent else [
-            None if v is None else _ENCODE_STRING(v) for v in values]
-    if kinds <= {int}:
-        return list(map(int.__repr__, values)) if not absent else [
-            None if v is None else int.__repr__(v) for v in values]
-    if kinds <= {Decimal}:
-        return list(map(_ENCODE_STRING, map(str, values))) if not absent else [
-            None if v is None else _ENCODE_STRING(str(v)) for v in values]
-    return [_fragment(v) for v in values]
-
-
-_ENCODE_STRING = json.encoder.encode_basestring_ascii  # what json.dumps uses for a str (ensure_ascii)
-
-
-def _fragment(value: object) -> str | None:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return int.__repr__(value)
-    if isinstance(value, str):
-        return _ENCODE_STRING(value)
-    if isinstance(value, Decimal):
-        return _ENCODE_STRING(str(value))
-    return None
-
-
-def attributes_column(fragments: dict[str, list[str | None]], length: int) -> pl.Series:
-    """A JSON object per row from per-key fragments (None: the key is absent on that row), keys sorted as
-    json.dumps(sort_keys=True) sorts them, no spaces: the text Observation.attributes_json gives."""
-    if not fragments:
-        return pl.Series("attributes", ["{}"] * length, dtype=pl.String)
-    keys = sorted(fragments)
-    frame = pl.DataFrame({f"k{n}": pl.Series(fragments[key], dtype=pl.String) for n, key in enumerate(keys)})
-    parts = [pl.lit(_ENCODE_STRING(key) + ":") + pl.col(f"k{n}") for n, key in enumerate(keys)]
-    body = pl.concat_str(parts, separator=",", ignore_nulls=True)
-    return frame.select(("{" + body + "}").alias("attributes"))["attributes"]

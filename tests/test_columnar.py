@@ -539,6 +539,21 @@ BODY_FAILING = [("set", "geolocation", "\ud800")]
 LOADABLE_UNUSUAL = [change for change in UNUSUAL if change not in BODY_FAILING]
 
 
+def _not_finite(value) -> bool:
+    if isinstance(value, float):
+        return value != value or value in (float("inf"), float("-inf"))
+    if isinstance(value, dict):
+        return any(map(_not_finite, value.values()))
+    if isinstance(value, (list, tuple)):
+        return any(map(_not_finite, value))
+    return False
+
+
+# NaN and Infinity are no JSON: msgspec refuses such a body, which then takes the standard library's reader. The
+# bodies made without them take the fast reader (jsonbody.fast_records), with their unusual offers one by one.
+FAST_READ_UNUSUAL = [change for change in LOADABLE_UNUSUAL if not _not_finite(change)]
+
+
 def _apply(offer: dict, change: tuple):
     kind = change[0]
     if kind == "replace":
@@ -654,6 +669,9 @@ VAST_SYNTHETIC = {
     "repeated-id-key": lambda: _repeating_body(15, 2000, _offer_pairs(127, ("id", 128))),
     "mixed-loadable-21": lambda: _body(vast_offers(21, 3000, 0.12, changes=LOADABLE_UNUSUAL)),
     "unusual-only-loadable-22": lambda: _body(vast_offers(22, 700, 1.0, changes=LOADABLE_UNUSUAL)),
+    "mixed-fast-read-31": lambda: _body(vast_offers(31, 3000, 0.12, changes=FAST_READ_UNUSUAL)),
+    "mixed-fast-read-bare-list-32": lambda: _body(vast_offers(32, 2500, 0.12, changes=FAST_READ_UNUSUAL), wrapped=False),
+    "unusual-only-fast-read-33": lambda: _body(vast_offers(33, 700, 1.0, changes=FAST_READ_UNUSUAL)),
     # one unusual offer among clean ones, to name each kind of difference on its own
     "one-offer-price-of-37-digits": lambda: _bodies_of_one(
         {**usual_offer(random.Random(18), 1), "dph_total": Raw("0.1234567890123456789012345678901234567")}),
@@ -678,6 +696,15 @@ def test_columnar_path_equals_readable_path_on_synthetic_vast_bodies(name):
     raw = vast_synthetic(name)
     ctx = _context("vast", Path(f"synthetic/vast_{name}.json"), OBSERVED_AT)
     _assert_same(compare_paths(vast, raw, ctx), f"synthetic vast body {name}")
+
+
+@pytest.mark.parametrize("name", [name for name in VAST_SYNTHETIC if "fast-read" in name])
+def test_the_fast_read_bodies_are_read_by_msgspec(name):
+    """The comparison above covers the fast reader only on bodies it takes: these it must."""
+    from pipeline.sources.jsonbody import fast_records
+    from pipeline.sources.vast_columns import Offer
+
+    assert fast_records(vast_synthetic(name), Offer, "offers") is not None
 
 
 def test_the_synthetic_vast_bodies_exercise_both_paths_inside_parse_columns():

@@ -6,6 +6,8 @@ Expected prices are worked out by hand from the offers' text (dph_total or min_b
 from __future__ import annotations
 
 import json
+import math
+import random
 import tomllib
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -15,9 +17,13 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from test_columnar import UNUSUAL, Raw, compare_paths, to_json, usual_offer, vast_offers
+
 from pipeline.normalise import parse_body
 from pipeline.records import ON_DEMAND, SPOT, ParseContext, ParseError
 from pipeline.sources import vast
+from pipeline.sources.jsonbody import fast_records
+from pipeline.sources.vast_columns import Offer
 
 TESTS = Path(__file__).resolve().parent
 FIXTURES = TESTS / "fixtures" / "vast"
@@ -272,3 +278,107 @@ def test_hostile_bodies_fail_with_one_line(body, message):
 
 def test_the_body_cap_is_a_module_constant():
     assert vast.MAX_BODY_BYTES == 32 * 1024 * 1024
+
+
+# ----------------------------------------------------------------------------------------- the columnar path's fast reading
+# A large body is read by parse_columns (pipeline.sources.vast_columns): msgspec into typed records when
+# jsonbody.fast_records takes the body, the offers of the usual shape by column, any other through _parse_offer.
+# Each body below is one fast_records takes, and its rows must be the readable path's (test_columnar's comparison:
+# every column, the attributes' text, every rejection).
+
+
+def _is_nan_or_infinite(value) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+# The unusual offers of test_columnar that msgspec reads: without NaN and infinities (JSON has none; msgspec refuses
+# them, and the whole body goes to load_json) and without the lone surrogate (the whole body is refused).
+FAST_UNUSUAL = [change for change in UNUSUAL
+                if not _is_nan_or_infinite(change[-1]) and change != ("set", "geolocation", "\ud800")]
+
+
+def _same_rows_by_the_fast_path(raw: bytes) -> None:
+    assert fast_records(raw, Offer, "offers") is not None, "the body should take the fast path"
+    found = compare_paths(vast, raw, ctx())
+    assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize("seed, wrapped", [(31, True), (32, False)])
+def test_unusual_offers_among_usual_ones_read_by_the_fast_path_give_the_readable_rows(seed, wrapped):
+    offers = vast_offers(seed, 1500, 0.2, changes=FAST_UNUSUAL)
+    _same_rows_by_the_fast_path(to_json({"offers": offers} if wrapped else offers).encode())
+
+
+def _with_one(changed: dict, seed: int = 40) -> bytes:
+    """300 usual offers and one changed one in the middle."""
+    offers = vast_offers(seed, 300, 0.0)
+    offers.insert(150, {**usual_offer(random.Random(seed), 99), **changed})
+    return to_json({"offers": offers}).encode()
+
+
+PRICE_TEXTS = [
+    "5e-05", "1E+2", "-1E+2", "1.5e1", "-0.0", "-0", "0", "0.0", "16", "-1", "-1e-19", "1e-19", "0.1234567890123456789",
+    "99999999.999999999999999999", "99999999.9999999999999999999", "100000000", "1e8", "12345678901234567890123",
+    "0.000000000000000001", '"2.5"', "true", "null", "{}", "[1]",
+]
+
+
+@pytest.mark.parametrize("text", PRICE_TEXTS)
+@pytest.mark.parametrize("field", ["dph_total", "min_bid"])
+def test_prices_beyond_the_plain_form_read_as_the_readable_path_reads_them(field, text):
+    """Plain prices (digits and a point, at most 8 before and 18 after it) are read by Arrow; any other text by
+    load_json, and the offer by _parse_offer whenever it is not of the usual shape (a 9-digit price: the division
+    by column is exact below 1e8 only; 23 digits overflow Arrow's DECIMAL(38, 18) without a word)."""
+    _same_rows_by_the_fast_path(_with_one({field: Raw(text)}))
+
+
+ATTRIBUTE_VALUES = [
+    "Québec, CA", "東京", "a\x7fb", "😀 é\x7f\"", "x{y", "[z]", 'q"uo\\te\n\t\x01', "\u2028", "", {"city": "Austin"},
+    ["Texas"],
+    True, False, 42, 10 ** 30, -7, Raw("1E+5"), Raw("1e-7"), Raw("0.00000010"), Raw("-0.0"), Raw("2.50"), None,
+]
+
+
+@pytest.mark.parametrize("value", ATTRIBUTE_VALUES, ids=repr)
+@pytest.mark.parametrize("field", ["geolocation", "verification", "machine_id"])
+def test_attributes_of_any_value_are_the_readable_paths_text(field, value):
+    """msgspec writes the attributes; a row with text json.dumps writes otherwise (beyond ASCII, DEL, a nested
+    value) is written by json.dumps."""
+    _same_rows_by_the_fast_path(_with_one({field: value}))
+
+
+@pytest.mark.parametrize("changed", [
+    {"num_gpus": 0}, {"num_gpus": Raw("8.0")}, {"id": "x"}, {"id": True}, {"gpu_name": 4090}, {"gpu_name": None},
+    {"gpu_name": "  "}, {"rentable": False}, {"rentable": 0}, {"gpu_ram": True}, {"gpu_ram": Raw("1e400")},
+], ids=repr)
+def test_an_offer_the_typed_decode_or_its_checks_refuse_is_read_by_parse_offer(changed):
+    _same_rows_by_the_fast_path(_with_one(changed))
+
+
+def test_real_shaped_offers_take_the_fast_path_with_the_rows_of_the_readable_one(shared_real):
+    """Offers shaped like the real sample (some hundred keys, nested `instance` and `search`, a `gpu_ids` list,
+    the CLI's pretty-printing), a few thousand of them with their own ids, GPUs, counts and prices."""
+    real = json.loads((shared_real / "vast_offers" / "vast_search_offers_first3.json").read_bytes())
+    rng = random.Random(5)
+    offers = []
+    for k in range(2000):
+        offer = dict(real[k % 3])
+        offer["id"], offer["machine_id"] = 50_000_000 + k, k % 700
+        offer["gpu_name"], offer["gpu_ram"] = rng.choice([("A100 SXM4", 39936), ("A100 SXM4", 81920),
+                                                           ("RTX 4090", 24564), ("H100 SXM", 81559)])
+        offer["num_gpus"] = rng.choice((1, 2, 4, 8))
+        offer["dph_total"] = rng.uniform(0.2, 3.0) * offer["num_gpus"]
+        offer["min_bid"] = rng.choice((0, None, offer["dph_total"] * 0.6))
+        offer["geolocation"] = rng.choice(("Alberta, CA", "Québec, CA", "Texas, US"))
+        offers.append(offer)
+    _same_rows_by_the_fast_path(json.dumps(offers, indent=1, ensure_ascii=rng.random() < 0.5).encode())
+
+
+def test_a_body_of_as_many_gpu_names_and_memory_sizes_as_offers_reads_alike():
+    """Every GPU name and memory size is resolved once: here each offer's is its own (most unknown to the catalog)."""
+    offers = vast_offers(41, 400, 0.0)
+    for k, offer in enumerate(offers):
+        if isinstance(offer, dict):
+            offer["gpu_name"] = offer["gpu_name"] + (f" v{k}" if k % 2 else "")
+            offer["gpu_ram"] = 10_000 + k
+    _same_rows_by_the_fast_path(to_json({"offers": offers}).encode())

@@ -8,6 +8,10 @@ a key with the *same* value keeps it (a harmless repeat); one that repeats it wi
 `Conflict` for that key instead, listing every value. A parser checks each record with `conflicting_keys` and
 refuses it (`duplicate_key`) with the keys named; a Conflict reaching a price reader is not a number, so it can
 never be read as one.
+
+A large body may be read by `fast_records` instead (msgspec into typed records, for a columnar parser): only when
+nothing in it could read differently from load_json (pipeline.sources.json_repeats finds the repeated keys that
+msgspec would resolve silently); otherwise the caller reads it with load_json.
 """
 from __future__ import annotations
 
@@ -15,8 +19,12 @@ import json
 import re
 import sys
 from decimal import Decimal
+from functools import lru_cache
+
+import msgspec
 
 from pipeline.records import ParseError
+from pipeline.sources.json_repeats import scan_keys
 
 DUPLICATE_KEY = "duplicate_key"  # the rejection reason of a record that repeats a key with different values
 
@@ -160,3 +168,81 @@ def json_records(body: object, what: str, key: str, noun: str) -> list:
     if not body:
         raise ParseError(f"{what}: the body holds no {noun}")
     return body
+
+
+# The deepest body fast_records reads: far below the standard reader's recursion limit, far above any real body
+# (a Vast answer nests 4 deep).
+MAX_FAST_DEPTH = 64
+
+
+def fast_records(raw: bytes, record_type: type, key: str) -> list | None:
+    """The records of a body (the body itself, or the list under `key` of a wrapping object) decoded by msgspec into
+    `record_type` (a msgspec Struct whose untyped fields hold numbers as Decimal, as load_json reads them): each
+    record as a `record_type`, or as its bytes when it does not fit the type (load_json of them gives what
+    load_json gives of the record in the body). None when the body must be read by load_json instead: anything
+    msgspec refuses or might read otherwise (not UTF-8, a UTF-8 BOM or another encoding, NaN, a lone surrogate,
+    trailing text, nesting beyond MAX_FAST_DEPTH), a key that may repeat inside an object, and anything but a
+    non-empty list of records, whose error load_json and json_records give."""
+    if not isinstance(raw, bytes) or not _strict_utf8(raw):
+        return None
+    bare = bool(_BARE_LIST.match(raw))
+    body_decoder, record_decoder = _typed_decoders(record_type, key, bare)
+    try:
+        try:
+            records = _listed(body_decoder.decode(raw), key)
+        except msgspec.ValidationError:  # some record does not fit the type: each one alone
+            records = [_record_or_bytes(record_decoder, span)
+                       for span in _listed(_span_decoder(key, bare).decode(raw), key)]
+    except (msgspec.MsgspecError, RecursionError, ValueError):
+        return None
+    if not records:
+        return None
+    scan = scan_keys(raw)  # of bytes msgspec found to be JSON
+    return None if scan.may_repeat or scan.depth > MAX_FAST_DEPTH else records
+
+
+def record_bytes(raw: bytes, key: str) -> list[bytes]:
+    """The bytes of each record of a body that fast_records read."""
+    return [bytes(span) for span in _listed(_span_decoder(key, bool(_BARE_LIST.match(raw))).decode(raw), key)]
+
+
+_BARE_LIST = re.compile(rb"[ \t\r\n]*\[")
+
+
+def _strict_utf8(raw: bytes) -> bool:
+    """UTF-8 as strict as msgspec's decoding of the strings it keeps; it does not look inside those it skips, and
+    load_json also takes encoded surrogates, so the two read alike only bodies that pass this."""
+    if raw.isascii():
+        return True
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _body_type(item: object, key: str, bare: bool) -> object:
+    return list[item] if bare else msgspec.defstruct("Body", [(key, list[item])])
+
+
+@lru_cache(maxsize=None)
+def _typed_decoders(record_type: type, key: str, bare: bool) -> tuple[msgspec.json.Decoder, msgspec.json.Decoder]:
+    """(the decoder of a body, the decoder of one record)."""
+    return (msgspec.json.Decoder(_body_type(record_type, key, bare), float_hook=Decimal),
+            msgspec.json.Decoder(record_type, float_hook=Decimal))
+
+
+@lru_cache(maxsize=None)
+def _span_decoder(key: str, bare: bool) -> msgspec.json.Decoder:
+    return msgspec.json.Decoder(_body_type(msgspec.Raw, key, bare))
+
+
+def _listed(body: object, key: str) -> list:
+    return body if isinstance(body, list) else getattr(body, key)
+
+
+def _record_or_bytes(decoder: msgspec.json.Decoder, span: msgspec.Raw) -> object:
+    try:
+        return decoder.decode(span)
+    except msgspec.ValidationError:
+        return bytes(span)

@@ -19,8 +19,9 @@ GPU names are Vast's own ("A100 SXM4", "RTX 4070S Ti", "Tesla V100"); the catalo
 decides the product (A100 40/80 GB, V100 16/32 GB), `gpu_ram` (MB, as nvidia-smi reports it: 39936 for a 40 GB card,
 81559 for an 80 GB one) is rounded to the nominal size first.
 
-Numbers are read with json.loads(parse_float=Decimal): Vast's floats carry full binary precision (0.6951851851851852)
-and that exact text is what is kept.
+Numbers are read with json.loads(parse_float=Decimal) (on the columnar path, msgspec's float_hook=Decimal, or the
+text itself for prices): Vast's floats carry full binary precision (0.6951851851851852) and that exact text is what
+is kept.
 
 Hostile or broken bodies (issue 10). Whatever the body holds, the parser answers with observations and rejections, or
 refuses the body as a whole with one ParseError (not JSON, cut short, no offers list, the `offers` key repeated with
@@ -39,8 +40,10 @@ number is refused, never stored nor rounded:
   and keep one (`duplicate_row`) when they are identical.
 - Attributes keep only scalar values (never a nested object), and `gpu_ram` is read like any number.
 
-A large answer (pipeline.load.COLUMNAR_MIN_BYTES) is read by parse_columns, column by column, with the same rows as
-parse(): offers of any unusual shape go through the same _parse_offer (tests/test_columnar.py compares the two).
+A large answer (pipeline.load.COLUMNAR_MIN_BYTES) is read by parse_columns (pipeline.sources.vast_columns), column by
+column, with the same rows as parse(): decoded by msgspec, unless the body holds anything msgspec might read otherwise
+(a key that repeats, NaN, ...), and offers of any unusual shape go through the same _parse_offer
+(tests/test_columnar.py compares the two).
 
 Rejection reasons: `malformed_offer`, `duplicate_key`, `unknown_instrument`, `bad_gpu_count`, `not_rentable`,
 `bad_price`; the shared checks add `not_positive`, `outside_sanity_band`, `duplicate_row`, `conflicting_duplicate`.
@@ -49,34 +52,19 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN
-from itertools import repeat
-from operator import truediv
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
-import polars as pl
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipeline.catalog import Catalog, default_catalog
-from pipeline.columnar import (
-    ColumnarResult,
-    attributes_column,
-    checked_prices,
-    concat_frames,
-    frame_from_columns,
-    frame_from_observations,
-    json_fragments,
-)
+from pipeline.columnar import ColumnarResult
 from pipeline.http import FetchedBody, fetch_body, utc_now
 from pipeline.records import (
     GPU,
     ON_DEMAND,
     SPOT,
-    USD_PRICE_QUANTUM,
     Observation,
     ParseContext,
     ParseResult,
@@ -92,7 +80,6 @@ from pipeline.sources.jsonbody import (
     conflicting_keys,
     json_records,
     load_json,
-    load_json_with_repeats,
 )
 
 SOURCE_ID = "vast"
@@ -174,160 +161,10 @@ def parse(raw: bytes, ctx: ParseContext, catalog: Catalog | None = None) -> Pars
 
 
 def parse_columns(raw: bytes, ctx: ParseContext, catalog: Catalog | None = None) -> ColumnarResult:
-    """parse(), as columns (pipeline.columnar): the path of a large body. Offers of the usual shape (an object
-    whose id is an int, gpu_name a str, num_gpus an int from 1 to MAX_NUM_GPUS, rentable not false, prices and
-    gpu_ram numbers) are read column by column, each GPU name and memory size resolved once; every other offer
-    goes through _parse_offer, as in parse(). A body that repeats a key anywhere is read by parse() whole."""
-    catalog = catalog or default_catalog()
-    provider = ctx.provider or PROVIDER
-    body, repeats = load_json_with_repeats(raw, "Vast.ai response")
-    offers = json_records(body, "Vast.ai response", "offers", "offers")
-    if repeats:
-        result = ParseResult()
-        for number, offer in enumerate(offers, start=1):
-            _parse_offer(number, offer, provider, catalog, result)
-        return ColumnarResult(frame_from_observations(result.observations), result.rejections)
-    regular = [_usual_shape(offer) for offer in offers]
-    result = ParseResult()  # the other offers', read one by one
-    seqs: list[int] = []
-    for number, (offer, usual) in enumerate(zip(offers, regular), start=1):
-        if not usual:
-            before = len(result.observations)
-            _parse_offer(number, offer, provider, catalog, result)
-            seqs.extend(2 * number + (obs.price_type == SPOT) for obs in result.observations[before:])
-    frames = [frame_from_observations(result.observations, seqs)]
-    numbers = [n for n, usual in enumerate(regular, start=1) if usual]
-    usual_offers = [offers[n - 1] for n in numbers]
-    if usual_offers:
-        frames.append(_usual_offers_frame(numbers, usual_offers, provider, catalog, result.rejections))
-    return ColumnarResult(concat_frames(frames), result.rejections)
+    """parse(), as columns: the path of a large body (pipeline.sources.vast_columns)."""
+    from pipeline.sources.vast_columns import parse_offer_columns
 
-
-def _usual_shape(offer: object) -> bool:
-    if type(offer) is not dict:
-        return False
-    gpu_name, num_gpus = offer.get("gpu_name"), offer.get("num_gpus")
-    return (type(offer.get("id")) is int and type(gpu_name) is str and bool(gpu_name.strip())
-            and type(num_gpus) is int and 1 <= num_gpus <= MAX_NUM_GPUS and offer.get("rentable") is not False
-            and type(offer.get("dph_total")) in _NUMBER_TYPES and type(offer.get("min_bid")) in _OPTIONAL_NUMBER_TYPES
-            and type(offer.get("gpu_ram")) in _OPTIONAL_NUMBER_TYPES)
-
-
-_NUMBER_TYPES = (int, Decimal)
-_OPTIONAL_NUMBER_TYPES = (int, Decimal, type(None))
-
-
-def _usual_offers_frame(numbers: list[int], offers: list[dict], provider: str, catalog: Catalog,
-                        rejections: list[Rejection]) -> pl.DataFrame:
-    """The observations of offers of the usual shape, built by column; their rejections appended."""
-    ids = [str(o["id"]) for o in offers]
-    names = [o["gpu_name"] for o in offers]
-    counts = [Decimal(o["num_gpus"]) for o in offers]
-    memory_of = _memo(_nominal_mib)
-    memories = [memory_of(o.get("gpu_ram")) for o in offers]
-    resolutions: dict[tuple[str, int | None], object] = {}
-    for name, memory in set(zip(names, memories)):
-        resolutions[(name, memory)] = catalog.resolve_gpu(name, provider=provider, instance_type=name,
-                                                          gpu_memory_mib=memory)
-    instruments = [resolutions[key].canonical for key in zip(names, memories)]
-    geolocations = [o.get("geolocation") for o in offers]
-    present = set().union(*offers)  # the keys any offer has: a kept field no offer has costs nothing
-    fragments = {
-        "offer_id": json_fragments(ids),
-        "gpu_name": json_fragments(names),
-        "gpu_memory_mib": json_fragments(memories),
-        **{field: json_fragments(list(map(dict.get, offers, repeat(field, len(offers)))))
-           for field in KEPT_FIELDS if field in present},
-    }
-    per_offer = pl.DataFrame({
-        "_number": numbers,
-        "_id": ids,
-        "instrument": pl.Series(instruments, dtype=pl.String),
-        "source_instrument": names,
-        "region": pl.Series([g if type(g) is str else None for g in geolocations], dtype=pl.String),
-        "attributes": attributes_column(fragments, len(offers)),
-    })
-    known = [i for i, instrument in enumerate(instruments) if instrument is not None]
-    for i, instrument in enumerate(instruments):
-        if instrument is None:
-            rejections.append(Rejection.of(f"{ids[i]}|*", "unknown_instrument", resolutions[(names[i], memories[i])].detail,
-                                           _excerpt(offers[i])))
-    frames = []
-    for field_name, price_type in (("dph_total", ON_DEMAND), ("min_bid", SPOT)):
-        rows, prices, price_array = _priced_rows(offers, known, field_name, price_type, ids, rejections)
-        if not rows:
-            continue
-        picked = per_offer[rows]
-        frames.append(frame_from_columns(len(rows), {
-            "_seq": picked["_number"] * 2 + int(price_type == SPOT),
-            "row_key": picked["_id"] + f"|{price_type}",
-            "provider": provider,
-            "instrument_kind": GPU,
-            "instrument": picked["instrument"],
-            "source_instrument": picked["source_instrument"],
-            "price_type": price_type,
-            "region": picked["region"],
-            "gpu_count": [counts[i] for i in rows],
-            "original_price": prices if price_array is None else price_array,
-            "original_currency": "USD",
-            "original_unit": "offer_hour",
-            "usd_price": _per_gpu(prices, [counts[i] for i in rows]),
-            "attributes": picked["attributes"],
-        }))
-    return concat_frames(frames)
-
-
-def _priced_rows(offers: list[dict], candidates: list[int], field_name: str, price_type: str, ids: list[str],
-                 rejections: list[Rejection]) -> tuple[list[int], list, pa.Array | None]:
-    """(offers priced at this price type, their prices, the prices as DECIMAL(38, 18) when they all fit), the rules
-    of _parse_offer: no spot offer when min_bid is absent or zero, bad_price when the number is negative or not one
-    the readers accept."""
-    if price_type == SPOT:
-        candidates = [i for i in candidates if offers[i].get(field_name) is not None]
-    values = [offers[i].get(field_name) for i in candidates]
-    array = checked_prices(values)
-    if array is not None:  # every value a readable number: only signs (and zeros of spot) left to look at
-        refused = pc.less(array, 0)
-        if price_type == SPOT:
-            refused = pc.or_(refused, pc.equal(array, 0))
-        if not pc.any(refused).as_py():
-            return candidates, values, array
-        numbers = values
-    else:
-        numbers = [_number(v) for v in values]
-    kept, prices = [], []
-    for i, value, price in zip(candidates, values, numbers):
-        if price_type == SPOT and price == 0:
-            continue
-        if price is None or price < 0:
-            rejections.append(Rejection.of(
-                f"{ids[i]}|{price_type}", "bad_price",
-                f"{field_name} {_show(value)} is not a non-negative number of at most 1e9", _excerpt(offers[i])))
-            continue
-        kept.append(i)
-        prices.append(price)
-    return kept, prices, None
-
-
-def _per_gpu(prices: list, counts: list[Decimal]) -> list[Decimal]:
-    """quantize_usd(price / count) for each pair: the same operations, without a call per row."""
-    return [share.quantize(USD_PRICE_QUANTUM, rounding=ROUND_HALF_EVEN) for share in map(truediv, prices, counts)]
-
-
-def _memo(function):
-    """function(value), computed once per distinct value (a marketplace repeats a few memory sizes)."""
-    seen: dict = {}
-
-    def once(value):
-        try:
-            return seen[value]
-        except KeyError:
-            seen[value] = result = function(value)
-            return result
-        except TypeError:  # an unhashable value
-            return function(value)
-
-    return once
+    return parse_offer_columns(raw, ctx, catalog)
 
 
 def _read_offers(raw: bytes) -> list:
