@@ -1,5 +1,6 @@
 -- Flag every row of one snapshot whose price moved by $jump_ratio or more (up or down) from the same row
--- (same source, provider, row key) in that provider's previous snapshot. A flag does not refuse the price.
+-- (same source, provider, row key) in the newest earlier snapshot that has it, within 31 days. A flag does not
+-- refuse the price.
 -- $observed_at: the snapshot's fetch time, which all its rows carry.
 with current_rows as (
     select snapshot_id, source, provider, row_key, observed_at,
@@ -9,9 +10,12 @@ with current_rows as (
       and observed_at = $observed_at  -- the snapshot's fetch time: its zone maps skip the rest of the table
 ),
 
-previous_rows as (
-    -- for each row key, the newest earlier row (by fetch time, then snapshot id: a row key is unique within a
-    -- snapshot, so this is one row); a hash aggregate, where a window over every earlier row sorted them all
+-- For each row key, the newest earlier row (by fetch time, then snapshot id: a row key is unique within a
+-- snapshot, so this is one row), by a hash aggregate. Looked for in the last two days first, which hold the
+-- previous collection of any source collected at least daily, and only for the keys not found there in the rest
+-- of the 31 days: joining every earlier row of the 31 days would cost each load as many rows as there were
+-- collections of the provider in a month.
+recent_rows as (
     select c.row_key, any_value(c.usd_price) as usd_price,
            arg_max(coalesce(p.usd_per_gpu_hour, p.usd_per_mtok), (p.observed_at, p.snapshot_id)) as previous_price,
            arg_max(p.snapshot_id, (p.observed_at, p.snapshot_id)) as previous_snapshot
@@ -20,11 +24,32 @@ previous_rows as (
         on  p.source = c.source
         and p.provider = c.provider
         and p.row_key = c.row_key
-        -- bounded look-back keeps the check cheap however long the history grows; constant bounds, so that
-        -- the zone maps of observed_at skip the rest of the table
+        -- constant bounds, so that the zone maps of observed_at skip the rest of the table
         and p.observed_at < $observed_at
+        and p.observed_at >= $observed_at - interval 2 day
+    group by c.row_key
+),
+
+older_rows as (
+    select c.row_key, any_value(c.usd_price) as usd_price,
+           arg_max(coalesce(p.usd_per_gpu_hour, p.usd_per_mtok), (p.observed_at, p.snapshot_id)) as previous_price,
+           arg_max(p.snapshot_id, (p.observed_at, p.snapshot_id)) as previous_snapshot
+    from current_rows as c
+    anti join recent_rows as r on r.row_key = c.row_key
+    join observations as p
+        on  p.source = c.source
+        and p.provider = c.provider
+        and p.row_key = c.row_key
+        -- bounded look-back keeps the check cheap however long the history grows
+        and p.observed_at < $observed_at - interval 2 day
         and p.observed_at >= $observed_at - interval 31 day
     group by c.row_key
+),
+
+previous_rows as (
+    select * from recent_rows
+    union all
+    select * from older_rows
 )
 
 insert into observation_flags (snapshot_id, row_key, flag, detail)
