@@ -138,6 +138,18 @@ def test_a_timeout_is_a_transient_fetch_error():
     assert exc.value.transient
 
 
+def test_a_move_from_a_copy_older_than_two_days_is_flagged_and_one_beyond_31_days_is_not(con):
+    """The jump check looks in the last two days first, then in the rest of its 31: a row last seen five days
+    before is compared with that copy; one last seen 40 days before, with none."""
+    old = add_gpu_snapshot(con, "lambda", "2026-11-01T06:00:00", [("H100-SXM", "2.00")])
+    later = add_gpu_snapshot(con, "lambda", "2026-11-06T06:00:00", [("H100-SXM", "20.00")])
+    add_gpu_snapshot(con, "runpod", "2026-10-01T06:00:00", [("H100-SXM", "1.00")])
+    beyond = add_gpu_snapshot(con, "runpod", "2026-11-10T06:00:00", [("H100-SXM", "30.00")])  # x30, 40 days on
+    flags = dict(con.execute("select snapshot_id, detail from observation_flags").fetchall())
+    assert flags == {later: f"price 20.0000000000 vs 2.0000000000 in snapshot {old}"}
+    assert beyond not in flags
+
+
 def test_a_tenfold_move_from_the_previous_snapshot_is_flagged_not_refused(con):
     add_gpu_snapshot(con, "lambda", "2026-11-18T06:00:00", [("H100-SXM", "2.00")])
     jumped = add_gpu_snapshot(con, "lambda", "2026-11-19T06:00:00", [("H100-SXM", "20.00")])  # x10: flagged
