@@ -24,7 +24,7 @@ from pipeline.normalise import MAX_FX_AGE_DAYS, check_columns, parse_body
 from pipeline.rawstore import RawStore
 from pipeline.records import FX, FxRate, ParseContext, ParseResult, Rejection
 from pipeline.sources import SOURCES, get_source
-from pipeline.warehouse import fetch_first, naive_utc, sql, transaction
+from pipeline.warehouse import cursor, fetch_first, naive_utc, sql, transaction
 
 # Explicit schemas: decimals and timestamps must not be inferred differently from one batch to the next.
 OBSERVATION_SCHEMA = {
@@ -222,7 +222,7 @@ def _parse_all(con, store: RawStore, rows: list[tuple], catalog: Catalog | None,
         if progress is not None:
             progress(finished, len(rows))
 
-    loader_con = con.cursor()  # a second connection to the same database, for the loading thread
+    loader_con = cursor(con)  # a second connection to the same database, for the loading thread
     try:
         with _one_duckdb_thread(con), ThreadPoolExecutor(max_workers=1, thread_name_prefix="tsi-load") as loader:
             in_flight = None

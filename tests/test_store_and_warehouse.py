@@ -257,3 +257,26 @@ def test_a_snapshot_parsed_again_replaces_its_rows_and_the_thread_setting_comes_
     assert con.execute("select snapshot_id, n_rows from observation_digests").fetchall() == [(snapshot_id, 1)]
     assert con.execute("select count(*) from snapshot_parses where outcome = 'loaded'").fetchone() == (2,)
     assert con.execute("select current_setting('threads')").fetchone() == (2,)
+
+
+def test_the_writer_writes_row_groups_of_its_own_size_and_a_cursor_stays_on_its_database(warehouse):
+    from pipeline.warehouse import ROW_GROUP_ROWS, cursor
+    import duckdb
+
+    con = connect(warehouse)
+    rows = 2 * ROW_GROUP_ROWS + 1000  # two full row groups and part of a third; DuckDB's default would make one
+    con.execute("create table sized as select range as n from range(?)", [rows])
+    con.execute("checkpoint")
+    [(groups, largest)] = con.execute(
+        "select count(distinct row_group_id), max(count) from pragma_storage_info('sized')").fetchall()
+    assert (groups, largest) == (3, ROW_GROUP_ROWS)
+    other = cursor(con)  # the loading thread's connection: the same tables, not the in-memory database's
+    assert other.execute("select count(*) from sized").fetchall() == [(rows,)]
+    other.close()
+    con.close()
+    reopened = duckdb.connect(str(warehouse.db_path), read_only=True)  # a reader opens the file as it always did
+    assert reopened.execute("select count(*) from sized").fetchall() == [(rows,)]
+    reopened.close()
+    scratch = duckdb.connect()  # verify's and what-if's scratch warehouses are in memory
+    scratch.execute("create table here as select 1 as n")
+    assert cursor(scratch).execute("select n from here").fetchall() == [(1,)]
