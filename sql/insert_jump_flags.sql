@@ -11,14 +11,16 @@ with current_rows as (
 ),
 
 -- For each row key, the newest earlier row (by fetch time, then snapshot id: a row key is unique within a
--- snapshot, so this is one row), by a hash aggregate. Looked for in the last two days first, which hold the
+-- snapshot, so this is one row), by a hash aggregate: the max of a struct, which DuckDB compares field by
+-- field in order (arg_max with the pair as its key compared the pairs some five times slower: 0.89 s against
+-- 0.18 s for 100,000 rows beside two earlier copies). Looked for in the last two days first, which hold the
 -- previous collection of any source collected at least daily, and only for the keys not found there in the rest
 -- of the 31 days: joining every earlier row of the 31 days would cost each load as many rows as there were
 -- collections of the provider in a month.
 recent_rows as (
     select c.row_key, any_value(c.usd_price) as usd_price,
-           arg_max(coalesce(p.usd_per_gpu_hour, p.usd_per_mtok), (p.observed_at, p.snapshot_id)) as previous_price,
-           arg_max(p.snapshot_id, (p.observed_at, p.snapshot_id)) as previous_snapshot
+           max({'observed_at': p.observed_at, 'snapshot_id': p.snapshot_id,
+                'usd_price': coalesce(p.usd_per_gpu_hour, p.usd_per_mtok)}) as previous
     from current_rows as c
     join observations as p
         on  p.source = c.source
@@ -32,8 +34,8 @@ recent_rows as (
 
 older_rows as (
     select c.row_key, any_value(c.usd_price) as usd_price,
-           arg_max(coalesce(p.usd_per_gpu_hour, p.usd_per_mtok), (p.observed_at, p.snapshot_id)) as previous_price,
-           arg_max(p.snapshot_id, (p.observed_at, p.snapshot_id)) as previous_snapshot
+           max({'observed_at': p.observed_at, 'snapshot_id': p.snapshot_id,
+                'usd_price': coalesce(p.usd_per_gpu_hour, p.usd_per_mtok)}) as previous
     from current_rows as c
     anti join recent_rows as r on r.row_key = c.row_key
     join observations as p
@@ -47,9 +49,8 @@ older_rows as (
 ),
 
 previous_rows as (
-    select * from recent_rows
-    union all
-    select * from older_rows
+    select row_key, usd_price, previous.usd_price as previous_price, previous.snapshot_id as previous_snapshot
+    from (select * from recent_rows union all select * from older_rows)
 )
 
 insert into observation_flags (snapshot_id, row_key, flag, detail)

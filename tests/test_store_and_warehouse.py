@@ -150,6 +150,17 @@ def test_a_move_from_a_copy_older_than_two_days_is_flagged_and_one_beyond_31_day
     assert beyond not in flags
 
 
+def test_two_earlier_copies_fetched_at_the_same_time_are_told_apart_by_snapshot_id(con):
+    """The newest earlier copy is the last by (fetch time, snapshot id): of two fetched at the same second the
+    one with the greater id, whichever was loaded first."""
+    copies = {add_gpu_snapshot(con, "lambda", "2026-11-18T06:00:00", [("H100-SXM", price)]): price
+              for price in ("3.00", "2.00")}
+    newest = max(copies)
+    later = add_gpu_snapshot(con, "lambda", "2026-11-19T06:00:00", [("H100-SXM", "30.00")])  # x10 and x15
+    [(detail,)] = con.execute("select detail from observation_flags where snapshot_id = $s", {"s": later}).fetchall()
+    assert detail == f"price 30.0000000000 vs {Decimal(copies[newest]):.10f} in snapshot {newest}"
+
+
 def test_a_tenfold_move_from_the_previous_snapshot_is_flagged_not_refused(con):
     add_gpu_snapshot(con, "lambda", "2026-11-18T06:00:00", [("H100-SXM", "2.00")])
     jumped = add_gpu_snapshot(con, "lambda", "2026-11-19T06:00:00", [("H100-SXM", "20.00")])  # x10: flagged
