@@ -83,7 +83,9 @@ def connect(warehouse: Warehouse, *, read_only: bool = False) -> duckdb.DuckDBPy
         except duckdb.Error as exc:
             raise WarehouseError(explain_database_error(warehouse.db_path, exc)) from None
     warehouse.ensure()
-    con = duckdb.connect()
+    # Spills go where DuckDB puts them for a database file (beside it), not in an in-memory database's ".tmp" of
+    # whatever directory the command was run from.
+    con = duckdb.connect(config={"temp_directory": f"{warehouse.db_path}.tmp"})
     try:
         con.execute(f"attach ? as {CATALOG} (row_group_size ?)", [str(warehouse.db_path), ROW_GROUP_ROWS])
         con.execute(f"use {CATALOG}")

@@ -281,6 +281,8 @@ def test_the_writer_writes_row_groups_of_its_own_size_and_a_cursor_stays_on_its_
     [(groups, largest)] = con.execute(
         "select count(distinct row_group_id), max(count) from pragma_storage_info('sized')").fetchall()
     assert (groups, largest) == (3, ROW_GROUP_ROWS)
+    [(spills,)] = con.execute("select current_setting('temp_directory')").fetchall()
+    assert spills == f"{warehouse.db_path}.tmp"  # beside the file, as for a database opened from its path
     other = cursor(con)  # the loading thread's connection: the same tables, not the in-memory database's
     assert other.execute("select count(*) from sized").fetchall() == [(rows,)]
     other.close()
