@@ -19,7 +19,9 @@ SHARED_REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 
 # pytest-xdist (--dist loadfile) hands out whole files, in collection order, to whichever worker is free: the
 # slowest files go first (from --durations on the 2-core VM), so that both workers finish together instead of
-# one running a long file alone at the end while the other waits (some 4 minutes of a 14-minute run).
+# one running a long file alone at the end while the other waits (some 4 minutes of a 14-minute run). The order
+# holds only with --no-loadscope-reorder (pyproject's addopts): by default xdist sorts the files by their number
+# of tests, which put the three slowest (few tests each, some 7 minutes together) last on one worker.
 SLOWEST_FIRST = (
     "test_daily_flow.py", "test_flows.py", "test_verify.py", "test_site.py", "test_verify_all.py",
     "test_prefect_integration.py", "test_import.py", "test_columnar.py", "test_soak.py", "test_collect_faults.py",
