@@ -1,7 +1,7 @@
 """Benchmark of the parse-and-load path (run as a script; pytest does not collect it):
 
     python tests/benchmarks/bench_import.py [--sizes 10000 100000 1000000] [--source vast|skypilot|both]
-                                            [--repeat 3] [--history N]
+                                            [--repeat 3] [--history N] [--per-body N]
 
 For each size N (observations) it writes synthetic bodies shaped like the real ones (Vast offers as `vastai search
 offers` returns them, N / 2 offers each with an on-demand and a spot price, in bodies of at most 100,000 offers;
@@ -12,6 +12,13 @@ rejections and digests, the next body's parse overlapping the last one's load: t
 `tsi import`. It prints the median of --repeat runs, each in a fresh warehouse, with the range; beside it, the
 time a plain reader takes to read the same bodies (json.loads with Decimal numbers / csv.reader), so that the rate
 can be judged against the cost of reading the bytes at all. Peak memory is the process's maximum resident set.
+
+With --per-body N, the bodies are instead successive snapshots of one market, N observations each, 6 hours apart
+(the same offers or catalog rows, prices drawn afresh): what a history of 4-a-day snapshots gives an import,
+each body's jump check finding the same rows in the one before. `--sizes 1000000 --per-body 10000` times 100
+such bodies: the rate an import of bodies of 10,000 keeps up, where the first size (one body of 10,000, alone)
+also pays, once, the fixed costs of a load (its transaction, digests, jump check and commit), with no next body
+to parse meanwhile.
 
 With --history N, the warehouse first holds N observations of the same shape, loaded the same way from earlier
 bodies (not timed): a load must not slow down as the history grows. Before the first size, a small body of each
@@ -50,6 +57,7 @@ SKYPILOT_GPUS = [("gpu_{n}x_h100_sxm5", "H100", 81559), ("gpu_{n}x_a100_80gb_sxm
                  ("gpu_{n}x_a10", "A10", 24576)]
 INSTANCE_TYPES, REGIONS, ZONES = 250, 40, 5  # 50,000 rows: AWS lists some hundred GPU types over its regions and zones
 WHEN = datetime(2026, 11, 20, 6, tzinfo=timezone.utc)
+SNAPSHOTS_APART = timedelta(hours=6)  # --per-body: 4 snapshots a day
 
 
 def vast_bodies(n: int, rng: random.Random) -> list[bytes]:
@@ -118,19 +126,31 @@ def plain_read(source: str, bodies: list[bytes]) -> tuple[float, int]:
     return time.perf_counter() - start, count
 
 
-def bodies_of(source: str, n: int, rng: random.Random) -> list[bytes]:
-    return vast_bodies(n, rng) if source == "vast" else skypilot_bodies(n, rng)
+def bodies_of(source: str, n: int, rng: random.Random, per_body: int | None = None) -> list[bytes]:
+    """n observations of the source: in its largest bodies, or (per_body) as successive snapshots of one market
+    of per_body observations, each generated afresh (offer ids and catalog rows repeat: a generator numbers its
+    offers from the same id and walks the same instance types, regions and zones)."""
+    make = vast_bodies if source == "vast" else skypilot_bodies
+    if per_body is None:
+        return make(n, rng)
+    sizes = [per_body] * (n // per_body) + ([n % per_body] if n % per_body else [])
+    return [body for size in sizes for body in make(size, random.Random(rng.getrandbits(64)))]
 
 
-def store_bodies(con, store: RawStore, source: str, bodies: list[bytes], first: datetime, label: str) -> None:
+def store_bodies(con, store: RawStore, source: str, bodies: list[bytes], first: datetime, label: str,
+                 stream: bool = False) -> None:
+    """Store the bodies as fetched from `first` on: a second apart, SkyPilot's each another cloud's catalog; or
+    (stream) SNAPSHOTS_APART apart, all of one provider."""
     for number, body in enumerate(bodies):
-        provider = "vast" if source == "vast" else f"cloud{number}"
+        provider = "vast" if source == "vast" else "cloud0" if stream else f"cloud{number}"
+        apart = SNAPSHOTS_APART if stream else timedelta(seconds=1)
         request = FetchRequest(source, f"https://bench.test/{source}/{label}/{number}", provider)
         collect.store_fetched(con, store, request, FetchedBody(request.url, 200, "application/octet-stream", body,
-                                                               first + timedelta(seconds=number)))
+                                                               first + number * apart))
 
 
-def timed_load(source: str, bodies: list[bytes], history: int, seed: int) -> tuple[float, int, int]:
+def timed_load(source: str, bodies: list[bytes], history: int, seed: int,
+               stream: bool = False) -> tuple[float, int, int]:
     """(seconds, observations loaded, bodies failed) of one parse_pending over the bodies in a fresh warehouse."""
     with tempfile.TemporaryDirectory() as folder:
         warehouse = Warehouse(Path(folder) / "wh").ensure()
@@ -141,7 +161,7 @@ def timed_load(source: str, bodies: list[bytes], history: int, seed: int) -> tup
                 earlier = bodies_of(source, min(100_000, history - chunk), random.Random(seed + 1 + day))
                 store_bodies(con, store, source, earlier, WHEN - timedelta(days=day + 1), f"history{day}")
                 load.parse_pending(con, store)
-        store_bodies(con, store, source, bodies, WHEN, "timed")
+        store_bodies(con, store, source, bodies, WHEN, "timed", stream)
         start = time.perf_counter()
         report = load.parse_pending(con, store)
         seconds = time.perf_counter() - start
@@ -151,10 +171,10 @@ def timed_load(source: str, bodies: list[bytes], history: int, seed: int) -> tup
     return seconds, n_obs, len(report.failed)
 
 
-def run(source: str, n: int, history: int = 0, repeat: int = 3, seed: int = 7) -> None:
+def run(source: str, n: int, history: int = 0, repeat: int = 3, seed: int = 7, per_body: int | None = None) -> None:
     """The median of `repeat` runs (each in a fresh warehouse), with the slowest and fastest."""
-    bodies = bodies_of(source, n, random.Random(seed))
-    runs = [timed_load(source, bodies, history, seed) for _ in range(repeat)]
+    bodies = bodies_of(source, n, random.Random(seed), per_body)
+    runs = [timed_load(source, bodies, history, seed, stream=per_body is not None) for _ in range(repeat)]
     seconds = sorted(r[0] for r in runs)
     n_obs, failures = runs[0][1], max(r[2] for r in runs)
     median = statistics.median(seconds)
@@ -191,11 +211,16 @@ def main() -> None:
                         help="runs of each size, each in a fresh warehouse: the median is printed, with the range")
     parser.add_argument("--history", type=int, default=0, metavar="N",
                         help="observations already in the warehouse before the timed bodies load")
+    parser.add_argument("--per-body", type=int, default=None, metavar="N",
+                        help="successive snapshots of one market, N observations each (even, at most 100,000)")
     args = parser.parse_args()
+    if args.per_body is not None and not (2 <= args.per_body <= 2 * ROWS_PER_CATALOG and args.per_body % 2 == 0):
+        parser.error("--per-body takes an even number of observations from 2 to 100,000 (each offer or row gives "
+                     "two; a larger snapshot would be split into several bodies)")
     warm_up()
     for source in (("vast", "skypilot") if args.source == "both" else (args.source,)):
         for n in args.sizes:
-            run(source, n, args.history, args.repeat)
+            run(source, n, args.history, args.repeat, per_body=args.per_body)
 
 
 if __name__ == "__main__":
