@@ -6,7 +6,7 @@ re-parsed later from what was kept. Loading a snapshot replaces what it gave bef
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timezone
@@ -16,6 +16,7 @@ from types import ModuleType
 import duckdb
 import polars as pl
 
+from pipeline.batch_digests import BatchDigester
 from pipeline.catalog import Catalog, default_catalog
 from pipeline.collector import collector_paused
 from pipeline.columnar import PARSED_SCHEMA, frame_from_observations
@@ -144,11 +145,14 @@ def load_result(con: duckdb.DuckDBPyConnection, ctx: ParseContext, result: Parse
 
 
 def load_frames(con: duckdb.DuckDBPyConnection, ctx: ParseContext, observation_frame: pl.DataFrame,
-                rejection_frame: pl.DataFrame, fx_rate_frame: pl.DataFrame, *, replaces: bool = True) -> None:
+                rejection_frame: pl.DataFrame, fx_rate_frame: pl.DataFrame, *, replaces: bool = True,
+                digests: Future | None = None) -> None:
     """Replace what the snapshot gave before by these rows, in one transaction (both paths load here).
     `replaces=False` for a snapshot never parsed: its rows are written only here, with its parse record, in
     one transaction, so there is nothing to delete, and the deletes would each scan a whole table (a
-    snapshot id is a hash: no zone map prunes it) for every body of a long import."""
+    snapshot id is a hash: no zone map prunes it) for every body of a long import. `digests`: the snapshot's
+    digests being computed by another thread from the same frame (pipeline.batch_digests), waited for last;
+    without it they are computed here, from the rows just inserted."""
     batches = {"observation_batch": observation_frame, "rejection_batch": rejection_frame,
                "fx_rate_batch": fx_rate_frame}
     inserts = {"observation_batch": "insert_observations", "rejection_batch": "insert_rejections",
@@ -167,8 +171,15 @@ def load_frames(con: duckdb.DuckDBPyConnection, ctx: ParseContext, observation_f
                 finally:
                     con.unregister(name)
         if observation_frame.height:
-            con.execute(sql("insert_observation_digests"), fetched)
             con.execute(sql("insert_jump_flags"), {**fetched, "jump_ratio": JUMP_RATIO})
+            if digests is None:
+                con.execute(sql("insert_observation_digests"), fetched)
+            else:
+                con.register("digest_batch", digests.result())
+                try:
+                    con.execute(sql("insert_digest_batch"))
+                finally:
+                    con.unregister("digest_batch")
         _record_parse(con, ctx.snapshot_id, "loaded", observation_frame.height, rejection_frame.height, None)
 
 
@@ -208,7 +219,8 @@ def _parse_all(con, store: RawStore, rows: list[tuple], catalog: Catalog | None,
     """Parse each snapshot and load it, in order. While DuckDB loads one (its own connection, in a thread: DuckDB
     works without Python's lock), the next is parsed: an import of many bodies then takes about the time of its
     parsing alone. One load at a time is in flight; after an FX snapshot the next parse waits for its load, since
-    it may convert at the rates that load brings."""
+    it may convert at the rates that load brings. When the loader is the slower side, or no body is left, the
+    parsing thread makes a snapshot's digests while the loader inserts it (_digest_here)."""
     report = LoadReport()
     finished = 0
 
@@ -223,10 +235,11 @@ def _parse_all(con, store: RawStore, rows: list[tuple], catalog: Catalog | None,
             progress(finished, len(rows))
 
     loader_con = cursor(con)  # a second connection to the same database, for the loading thread
+    digester = BatchDigester(con)
     try:
         with _one_duckdb_thread(con), ThreadPoolExecutor(max_workers=1, thread_name_prefix="tsi-load") as loader:
             in_flight = None
-            for snapshot_id, sha256, source_id, url, provider, fetched_at, valid_until in rows:
+            for number, (snapshot_id, sha256, source_id, url, provider, fetched_at, valid_until) in enumerate(rows, 1):
                 ctx = ParseContext(
                     source=source_id,
                     observed_at=fetched_at.replace(tzinfo=timezone.utc),
@@ -241,17 +254,39 @@ def _parse_all(con, store: RawStore, rows: list[tuple], catalog: Catalog | None,
                     batch = parse_to_batch(con, ctx, source, store.get(sha256), catalog)
                 except Exception as exc:  # noqa: BLE001 - whatever a body does to its parser, the others go on
                     batch = failure_text(exc)
-                if in_flight is not None:
-                    tell(*in_flight.result())
-                in_flight = loader.submit(_load_or_fail, loader_con, ctx, batch, replaces)
+                if _digest_here(batch, in_flight, last=number == len(rows)):
+                    digests: Future = Future()
+                    try:  # queued behind the load in flight, if any: the loader runs one at a time, in order
+                        queued = loader.submit(_load_or_fail, loader_con, ctx, batch, replaces, digests)
+                        digester.into(digests, batch.observations, ctx)
+                    finally:
+                        if not digests.done():  # interrupted: the loader's wait for them must end
+                            digests.cancel()
+                    if in_flight is not None:
+                        tell(*in_flight.result())
+                    in_flight = queued
+                else:
+                    if in_flight is not None:
+                        tell(*in_flight.result())
+                    in_flight = loader.submit(_load_or_fail, loader_con, ctx, batch, replaces)
                 if source is not None and source.KIND == FX:
                     tell(*in_flight.result())
                     in_flight = None
             if in_flight is not None:
                 tell(*in_flight.result())
     finally:
+        digester.close()
         loader_con.close()
     return report
+
+
+def _digest_here(batch: "LoadBatch | str", in_flight: Future | None, *, last: bool) -> bool:
+    """Whether the parsing thread digests this batch itself (pipeline.batch_digests) while the loader inserts it:
+    when the loader is still busy with the one before (it is the slower side: the parser would wait anyway), or
+    when no body is left to parse. Otherwise the loader digests it, and the parser goes on to the next body."""
+    if not isinstance(batch, LoadBatch) or not batch.observations.height:
+        return False
+    return last or (in_flight is not None and not in_flight.done())
 
 
 @contextmanager
@@ -259,7 +294,7 @@ def _one_duckdb_thread(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """DuckDB on one thread while snapshots load (the setting is the database's, restored after). One snapshot's
     insert runs no faster on two threads (an insert of 100,000 rows from Arrow took 0.08 s on one, 0.15 s on
     two: the second thread only adds the work of keeping the rows in order), and the other core is the one the
-    next body's parse runs on."""
+    next body's parse (or a snapshot's digests, pipeline.batch_digests) runs on."""
     [(threads,)] = con.execute("select current_setting('threads')").fetchall()
     con.execute("set threads = ?", [1])
     try:
@@ -268,8 +303,8 @@ def _one_duckdb_thread(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute("set threads = ?", [threads])
 
 
-def _load_or_fail(con, ctx: ParseContext, batch: "LoadBatch | str",
-                  replaces: bool) -> tuple[str, tuple[int, int] | str]:
+def _load_or_fail(con, ctx: ParseContext, batch: "LoadBatch | str", replaces: bool,
+                  digests: Future | None = None) -> tuple[str, tuple[int, int] | str]:
     """Load one parsed snapshot; or record it failed, with the reason its parse or its load gave.
 
     A body that cannot be read (not the format, cut short, hostile, or a parser's own bug) fails loudly with the
@@ -277,7 +312,8 @@ def _load_or_fail(con, ctx: ParseContext, batch: "LoadBatch | str",
     the collection, and the day's fixing, go on without it."""
     if not isinstance(batch, str):
         try:
-            load_frames(con, ctx, batch.observations, batch.rejections, batch.fx_rates, replaces=replaces)
+            load_frames(con, ctx, batch.observations, batch.rejections, batch.fx_rates, replaces=replaces,
+                        digests=digests)
         except Exception as exc:  # noqa: BLE001 - a load that fails is this snapshot's failure, not the run's
             batch = failure_text(exc)
         else:

@@ -1,5 +1,5 @@
--- tsi fix --observations (pipeline.whatif): an empty digest table beside the scratch observations, with the
--- columns of observation_digests (migration 007); insert_observation_digests.sql fills it.
+-- tsi fix --observations (pipeline.whatif) and pipeline.batch_digests: an empty digest table beside the scratch
+-- observations, with the columns of observation_digests (migration 007); insert_observation_digests.sql fills it.
 create or replace temp table observation_digests as
 select
     snapshot_id, provider, source, observed_at, segment, instrument_kind, instrument, price_type, valid_from,
