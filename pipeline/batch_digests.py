@@ -4,9 +4,10 @@ The loader (pipeline.load) inserts a snapshot's rows, flags its jumps and commit
 the next body is parsed on the other core. When the loader is the slower of the two (bodies of some thousands
 of rows, each checked against the copies before it), or when no body is left to parse, the parsing thread
 computes the digests instead, on its own connection (a cursor: the same database, its own temporary view and
-table, shadowing the warehouse's) over the same Arrow batch, while the loader inserts: the statement is the same file (sql/insert_observation_digests.sql) over a view of the batch with the
-warehouse's column names and types (sql/create_batch_observations.sql), so the digests are the same, byte for
-byte, as those computed over the table after the load.
+table, shadowing the warehouse's) over the same Arrow batch, while the loader inserts. The statement is the same
+file (sql/insert_observation_digests.sql) over a view of the batch with the warehouse's column names and types
+(sql/create_batch_observations.sql), so the digests are the same, byte for byte, as those computed over the
+table after the load.
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from pipeline.http import FetchedBody
 from pipeline.paths import Warehouse
 from pipeline.rawstore import RawStore
 from pipeline.sources import FetchRequest, get_source
-from pipeline.warehouse import connect
+from pipeline.warehouse import connect, sql
 
 FIXTURES = Path(__file__).parent / "fixtures"
 WHEN = datetime(2026, 11, 20, 6, tzinfo=timezone.utc)
@@ -37,7 +37,8 @@ def _loaded_warehouse(root: Path, monkeypatch, digest_here: bool):
         when = WHEN + timedelta(minutes=number)
         ctx = get_source(source_id).context_for_file(path, when)
         request = FetchRequest(source_id, ctx.url, ctx.provider)
-        store_fetched(con, store, request, FetchedBody(ctx.url, 200, "application/octet-stream", path.read_bytes(), when))
+        body = FetchedBody(ctx.url, 200, "application/octet-stream", path.read_bytes(), when)
+        store_fetched(con, store, request, body)
     con.execute("update raw_snapshots set valid_until = date '2026-11-25' where fetched_at = ?",
                 [(WHEN + timedelta(minutes=1)).replace(tzinfo=None)])
     report = load.parse_pending(con, store)
@@ -56,14 +57,15 @@ def test_digests_made_from_the_batch_are_those_made_from_the_table(tmp_path, mon
     assert len(calls) == len(BODIES)  # and none of these
     rows = from_batch.execute(DIGEST_ROWS).fetchall()
     assert rows == from_table.execute(DIGEST_ROWS).fetchall()
-    kinds = {kind for (kind,) in from_batch.execute("select distinct instrument_kind from observation_digests").fetchall()}
+    kinds = {kind for (kind,) in
+             from_batch.execute("select distinct instrument_kind from observation_digests").fetchall()}
     [(with_until, with_interval)] = from_batch.execute(
         "select count(*) filter (valid_until is not null), count(*) filter (valid_from is not null) "
         "from observation_digests").fetchall()
     assert kinds == {"gpu", "token"} and with_until > 0 and with_interval > 0
     # and both are what the statement gives over the loaded table, every snapshot at once (its backfill branch)
     from_batch.execute("delete from observation_digests")
-    from_batch.execute(load.sql("insert_observation_digests"), {"snapshot_id": None, "observed_at": None})
+    from_batch.execute(sql("insert_observation_digests"), {"snapshot_id": None, "observed_at": None})
     assert from_batch.execute(DIGEST_ROWS).fetchall() == rows
 
 
