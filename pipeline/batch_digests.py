@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow as pa
 
 from pipeline.records import ParseContext
-from pipeline.warehouse import naive_utc, sql
+from pipeline.warehouse import naive_utc, registered, sql
 
 
 class BatchDigester:
@@ -31,14 +31,11 @@ class BatchDigester:
 
     def digests(self, observations: pl.DataFrame, ctx: ParseContext) -> pa.Table:
         con = self._connection(observations)
-        con.register("observation_batch", observations.to_arrow())
-        try:
+        with registered(con, observation_batch=observations.to_arrow()):
             con.execute("delete from observation_digests").fetchall()
             con.execute(sql("insert_observation_digests"),
                         {"snapshot_id": ctx.snapshot_id, "observed_at": naive_utc(ctx.observed_at)}).fetchall()
             return con.sql("select * from observation_digests").to_arrow_table()
-        finally:
-            con.unregister("observation_batch")
 
     def into(self, future: Future, observations: pl.DataFrame, ctx: ParseContext) -> None:
         """Set the future to the batch's digests, or to the error that computing them gave (the snapshot's load
@@ -56,9 +53,8 @@ class BatchDigester:
     def _connection(self, observations: pl.DataFrame) -> duckdb.DuckDBPyConnection:
         if self._con is None:
             con = self._parent.cursor()  # its temporary view and table shadow the warehouse's tables
-            con.register("observation_batch", observations.head(0).to_arrow())
-            con.execute(sql("create_batch_observations"))
-            con.execute(sql("create_scratch_digests"))
-            con.unregister("observation_batch")
+            with registered(con, observation_batch=observations.head(0).to_arrow()):
+                con.execute(sql("create_batch_observations"))
+                con.execute(sql("create_scratch_digests"))
             self._con = con
         return self._con

@@ -47,7 +47,7 @@ from pipeline.definitions import (
 from pipeline.collector import collector_paused
 from pipeline.http import utc_now
 from pipeline.ladder import PAIR_SCHEMA, Ladder
-from pipeline.warehouse import fetch_first, naive_utc, sql, transaction
+from pipeline.warehouse import fetch_first, naive_utc, registered, sql, transaction
 
 FINAL = "final"  # fixed from the index's own window
 WIDENED = "widened"  # fixed from a wider window of the fallback ladder
@@ -475,14 +475,9 @@ def _basket_fixings(con, baskets: list[BasketDefinition], wanted: list[date], me
         [{"basket_id": b.id, "quantile_method": b.quantile_method} for b in baskets],
         schema={"basket_id": pl.String, "quantile_method": pl.String},
     )
-    con.register("member_fixings", member_rows.to_arrow())
-    con.register("basket_members", links.to_arrow())
-    con.register("basket_params", params.to_arrow())
-    try:
+    with registered(con, member_fixings=member_rows.to_arrow(), basket_members=links.to_arrow(),
+                    basket_params=params.to_arrow()):
         rows = {(r["basket_id"], r["fixing_date"]): r for r in con.sql(sql("select_basket_values")).to_arrow_table().to_pylist()}
-    finally:
-        for name in ("member_fixings", "basket_members", "basket_params"):
-            con.unregister(name)
 
     out = {}
     for b in baskets:
@@ -564,11 +559,8 @@ def _write_all(
         [{"index_id": f.definition.id, "fixing_date": f.fixing_date} for f in fixings],
         schema={"index_id": pl.String, "fixing_date": pl.Date},
     )
-    con.register("fixing_keys", keys.to_arrow())
-    try:
+    with registered(con, fixing_keys=keys.to_arrow()):
         latest = {(r[0], r[1]): r[2:] for r in con.execute(sql("select_latest_fixings")).fetchall()}
-    finally:
-        con.unregister("fixing_keys")
     fixing_rows, constituent_rows = [], []
     for f in fixings:
         revision, reason = _revision_for(f, latest.get((f.definition.id, f.fixing_date)), computed_at)
@@ -579,14 +571,10 @@ def _write_all(
         constituent_rows.extend(_constituent_row(f, c) for c in f.constituents)
     if not fixing_rows:
         return
-    con.register("fixing_batch", pl.DataFrame(fixing_rows, schema=FIXING_BATCH_SCHEMA).to_arrow())
-    con.register("constituent_batch", pl.DataFrame(constituent_rows, schema=CONSTITUENT_BATCH_SCHEMA).to_arrow())
-    try:
+    with registered(con, fixing_batch=pl.DataFrame(fixing_rows, schema=FIXING_BATCH_SCHEMA).to_arrow(),
+                    constituent_batch=pl.DataFrame(constituent_rows, schema=CONSTITUENT_BATCH_SCHEMA).to_arrow()):
         con.execute(sql("insert_fixings"))
         con.execute(sql("insert_fixing_constituents"))
-    finally:
-        con.unregister("fixing_batch")
-        con.unregister("constituent_batch")
 
 
 def _revision_for(f: Fixing, latest: tuple | None, computed_at: datetime) -> tuple[int | None, str | None]:

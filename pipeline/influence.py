@@ -49,7 +49,7 @@ import pyarrow as pa
 from pipeline.definitions import IndexDefinition
 from pipeline.fixing import Fixing, _estimate, divide, round_half_even
 from pipeline.ladder import PARAM_SCHEMA
-from pipeline.warehouse import sql
+from pipeline.warehouse import registered, sql
 
 # Exclusion codes of providers that voted in the screen (insufficient_providers: included, but too few).
 VOTING_CODES = frozenset({None, "outlier_mad", "insufficient_providers"})
@@ -333,11 +333,8 @@ def record_influence(con: duckdb.DuckDBPyConnection, fixings: list[Fixing]) -> i
         [(f.definition.id, f.fixing_date, f.revision) for f in standing],
         schema={"index_id": pl.String, "fixing_date": pl.Date, "revision": pl.Int32}, orient="row",
     )
-    con.register("influence_keys", keys.to_arrow())
-    try:
+    with registered(con, influence_keys=keys.to_arrow()):
         missing = set(con.execute(sql("select_missing_fixing_influence")).fetchall())
-    finally:
-        con.unregister("influence_keys")
     todo = [f for f in standing if (f.definition.id, f.fixing_date, f.revision) in missing]
     if not todo:
         return 0
@@ -347,12 +344,9 @@ def record_influence(con: duckdb.DuckDBPyConnection, fixings: list[Fixing]) -> i
         return 0
     # Built as Arrow column by column: polars' Decimal construction from Python objects is slow.
     columns = list(zip(*batch))
-    con.register("influence_batch", pa.table({
-        name: pa.array(values, ARROW_TYPES[name]) for name, values in zip(BATCH_SCHEMA, columns)}))
-    try:
+    with registered(con, influence_batch=pa.table({
+            name: pa.array(values, ARROW_TYPES[name]) for name, values in zip(BATCH_SCHEMA, columns)})):
         con.execute(sql("insert_fixing_influence"))
-    finally:
-        con.unregister("influence_batch")
     return len(batch)
 
 

@@ -11,7 +11,7 @@ from datetime import time
 import polars as pl
 
 from pipeline.definitions import IndexDefinition
-from pipeline.warehouse import sql
+from pipeline.warehouse import registered, sql
 
 KEY_SCHEMA = {
     "index_id": pl.String,
@@ -166,13 +166,8 @@ class Ladder:
             wanted = chosen.filter(pl.col("pass_no") == number).select("target_id")
             if wanted.is_empty():
                 continue
-            self.con.register("fixing_digests", one_pass["digests"])
-            self.con.register("hash_targets", wanted.to_arrow())
-            try:
+            with registered(self.con, fixing_digests=one_pass["digests"], hash_targets=wanted.to_arrow()):
                 hashed = pl.from_arrow(self.con.sql(sql("select_input_hashes")).to_arrow_table())
-            finally:
-                self.con.unregister("fixing_digests")
-                self.con.unregister("hash_targets")
             if hashed.is_empty():
                 continue
             frames.append(hashed)

@@ -25,7 +25,7 @@ from pipeline.normalise import MAX_FX_AGE_DAYS, check_columns, parse_body
 from pipeline.rawstore import RawStore
 from pipeline.records import FX, FxRate, ParseContext, ParseResult, Rejection
 from pipeline.sources import SOURCES, get_source
-from pipeline.warehouse import cursor, fetch_first, naive_utc, sql, transaction
+from pipeline.warehouse import cursor, fetch_first, naive_utc, registered, sql, transaction
 
 # Explicit schemas: decimals and timestamps must not be inferred differently from one batch to the next.
 OBSERVATION_SCHEMA = {
@@ -165,21 +165,15 @@ def load_frames(con: duckdb.DuckDBPyConnection, ctx: ParseContext, observation_f
                 con.execute(sql(statement), snapshot)
         for name, frame in batches.items():
             if frame.height:  # most bodies have no rejection and no FX rate
-                con.register(name, frame.to_arrow())
-                try:
+                with registered(con, **{name: frame.to_arrow()}):
                     con.execute(sql(inserts[name]))
-                finally:
-                    con.unregister(name)
         if observation_frame.height:
             con.execute(sql("insert_jump_flags"), {**fetched, "jump_ratio": JUMP_RATIO})
             if digests is None:
                 con.execute(sql("insert_observation_digests"), fetched)
             else:
-                con.register("digest_batch", digests.result())
-                try:
+                with registered(con, digest_batch=digests.result()):
                     con.execute(sql("insert_digest_batch"))
-                finally:
-                    con.unregister("digest_batch")
         _record_parse(con, ctx.snapshot_id, "loaded", observation_frame.height, rejection_frame.height, None)
 
 
@@ -292,9 +286,9 @@ def _digest_here(batch: "LoadBatch | str", in_flight: Future | None, *, last: bo
 @contextmanager
 def _one_duckdb_thread(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """DuckDB on one thread while snapshots load (the setting is the database's, restored after). One snapshot's
-    insert runs no faster on two threads (an insert of 100,000 rows from Arrow took 0.08 s on one, 0.15 s on
-    two: the second thread only adds the work of keeping the rows in order), and the other core is the one the
-    next body's parse (or a snapshot's digests, pipeline.batch_digests) runs on."""
+    insert runs no faster on two threads (when this was measured, 100,000 rows from Arrow took about twice as
+    long on two: the second thread only adds the work of keeping the rows in order), and the other core is the
+    one the next body's parse (or a snapshot's digests, pipeline.batch_digests) runs on."""
     [(threads,)] = con.execute("select current_setting('threads')").fetchall()
     con.execute("set threads = ?", [1])
     try:

@@ -16,7 +16,7 @@ import pyarrow as pa
 from pipeline.definitions import Definition
 from pipeline.fixing import Fixing, divide, round_half_even
 from pipeline.influence import _code, estimate, had_vote, leave_one_out, rerun, scenario_params, scratch
-from pipeline.warehouse import sql
+from pipeline.warehouse import registered, sql
 
 GRID = Decimal("1E-10")  # observations keep prices to 10 places: the finest price a provider can post
 SPLIT = 31  # grid prices tried inside a bracket per round: it shrinks 32-fold a round (about 6 rounds)
@@ -183,14 +183,12 @@ def _settlement_days(con, index_id: str, days: list) -> dict[date, _Day]:
 
     revisions = pl.DataFrame([(d.day, d.revision) for d in days if d.value is not None],
                              schema={"fixing_date": pl.Date, "revision": pl.Int32}, orient="row")
-    con.register("settlement_revisions", revisions.to_arrow())
     try:
-        rows = con.execute(sql("select_settlement_influence_rows"), {"index_id": index_id}).fetchall()
+        with registered(con, settlement_revisions=revisions.to_arrow()):
+            rows = con.execute(sql("select_settlement_influence_rows"), {"index_id": index_id}).fetchall()
     except duckdb.CatalogException:
         raise ValueError("the warehouse predates table fixing_influence (migration 012): open it with a writer "
                          "(tsi backfill) first") from None
-    finally:
-        con.unregister("settlement_revisions")
     definitions: dict[str, Definition] = {}
     grouped: dict[date, list] = {}
     for row in rows:

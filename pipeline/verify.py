@@ -31,7 +31,7 @@ from pipeline.fixing import Fixing, compute_range
 from pipeline.paths import Warehouse
 from pipeline.readers import open_reader
 from pipeline.rawstore import RawStore, RawStoreError
-from pipeline.warehouse import migrate, sql
+from pipeline.warehouse import migrate, registered, sql
 
 FX_LOOKBACK_DAYS = 31  # rates older than this never convert a price (pipeline.normalise)
 SNAPSHOT_SCHEMA = {
@@ -178,11 +178,8 @@ def verify(warehouse: Warehouse, first: date, last: date, dates: Collection[date
             stages.setdefault(len(loaded_times) if seen is None else bisect.bisect_right(loaded_times, seen), []).append(row)
         added = 0
         for visible in sorted(stages):
-            scratch.register("snapshot_batch", snapshots.slice(added, visible - added).to_arrow())
-            try:
+            with registered(scratch, snapshot_batch=snapshots.slice(added, visible - added).to_arrow()):
                 scratch.execute(sql("insert_raw_snapshots"))
-            finally:
-                scratch.unregister("snapshot_batch")
             added = visible
             loaded = load.parse_pending(scratch, store)
             report.parse_failures.update(loaded.failed)

@@ -213,3 +213,18 @@ def transaction(con: duckdb.DuckDBPyConnection):
         raise
     else:
         con.execute("commit")
+
+
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, **tables):
+    """Arrow tables visible to the block's SQL under these names, unregistered after it even when it fails (a
+    registered table keeps its name taken on the connection, and its memory alive, until it is unregistered)."""
+    names = []
+    try:
+        for name, table in tables.items():
+            con.register(name, table)
+            names.append(name)
+        yield con
+    finally:
+        for name in names:
+            con.unregister(name)

@@ -29,7 +29,7 @@ from pipeline.catalog import default_catalog
 from pipeline.definitions import BLENDED, PRICE_TYPES, Definition, is_price_type
 from pipeline.fixing import Fixing, compute_range
 from pipeline.records import GPU, TOKEN, quantize_usd
-from pipeline.warehouse import sql
+from pipeline.warehouse import registered, sql
 
 REQUIRED = ("provider", "instrument", "price_type", "usd_price")
 OPTIONAL = ("date", "observed_at", "region", "gpu_count", "segment", "instrument_kind", "source")
@@ -319,11 +319,8 @@ def fix_observations(
     own = con is None
     con = duckdb.connect() if own else con
     try:
-        con.register("observation_batch", table.to_arrow())
-        try:
+        with registered(con, observation_batch=table.to_arrow()):
             con.execute(sql("create_scratch_observations"))
-        finally:
-            con.unregister("observation_batch")
         con.execute(sql("create_scratch_digests"))
         con.execute(sql("insert_observation_digests"), {"snapshot_id": None, "observed_at": None})
         return compute_range(con, definitions, dates)
