@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import sys
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -227,36 +228,108 @@ def test_the_manifest_format_is_documented_in_the_readme():
 
 # --- the real history of ../shared/data/real ---------------------------------------------------------------
 
-REAL_MANIFEST = Path(__file__).resolve().parent / "fixtures" / "real_history" / "manifest.csv"
+REAL_HISTORY = Path(__file__).resolve().parent / "fixtures" / "real_history"
+REAL_MANIFEST = REAL_HISTORY / "manifest.csv"
+
+
+def _write_manifest_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("write_manifest", REAL_HISTORY / "write_manifest.py")
+    module = importlib.util.module_from_spec(spec)
+    # dataclasses looks its module up in sys.modules while the class is built
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
-def real_history(tmp_path_factory):
+def real_manifest(tmp_path_factory):
+    """The manifest written for ../shared/data/real as it is today (a file added to it since the committed
+    manifest was written is in it too): (its path, its rows, {path: why left out})."""
     from conftest import SHARED_REAL
 
     if not SHARED_REAL.is_dir():
         pytest.skip(f"{SHARED_REAL} is absent")
+    writer = _write_manifest_module()
+    rows, left_out = writer.manifest(SHARED_REAL)
+    path = tmp_path_factory.mktemp("manifest") / "manifest.csv"
+    with path.open("w", newline="") as out:
+        writer.write(rows, out)
+    return path, rows, left_out
+
+
+@pytest.fixture(scope="module")
+def real_history(tmp_path_factory, real_manifest):
+    from conftest import SHARED_REAL
+
     warehouse = Warehouse(tmp_path_factory.mktemp("real") / "wh")
-    status = cli.main(["--warehouse", str(warehouse.root), "import", str(SHARED_REAL), "--manifest", str(REAL_MANIFEST)])
+    status = cli.main(["--warehouse", str(warehouse.root), "import", str(SHARED_REAL), "--manifest",
+                       str(real_manifest[0])])
     assert status == 0
     return warehouse
 
 
-def test_every_dated_real_file_is_in_the_manifest_and_parses(real_history):
+def test_the_committed_manifest_is_what_sources_md_gives(real_manifest):
     from conftest import SHARED_REAL
 
-    listed = {row["path"] for row in csv.DictReader(REAL_MANIFEST.open())}
-    for path in listed:
-        assert (SHARED_REAL / path).is_file(), path
-    # Every dated price file of the folder is listed; left out on purpose: the SkyPilot catalogs (schema era
-    # only, no date), the Vast sample (its date is inferred, not known) and OpenRouter's providers list (no prices).
-    dated = {p.relative_to(SHARED_REAL).as_posix() for p in SHARED_REAL.rglob("*.json")
-             if not p.name.startswith("providers_") and "vast_offers" not in p.parts}
-    assert dated == listed
+    _, rows, left_out = real_manifest
+    written = {row["path"]: row for row in rows}
+    committed = list(csv.DictReader(REAL_MANIFEST.open()))
+    # Each committed row is what SOURCES.md gives today (the folder may have grown since it was written).
+    assert committed and all(written.get(row["path"]) == row for row in committed)
+    # Every file of the folder is listed or left out for a reason; none is listed twice.
+    files = {p.relative_to(SHARED_REAL).as_posix() for p in SHARED_REAL.rglob("*") if p.is_file()} - {"SOURCES.md"}
+    assert set(written) | set(left_out) == files and not set(written) & set(left_out)
+    assert len(written) == len(rows)
+    # Left out on purpose: the SkyPilot catalogs (a schema era, no date), the Vast sample (its date inferred from
+    # its offers) and OpenRouter's providers list (no prices).
+    assert left_out["openrouter/providers_response_2026-05-07.json"] == "holds no prices"
+    assert all(not p.startswith(("skypilot_catalog/", "vast_offers/")) for p in written)
+    # SOURCES.md: "their dates are the committer's local date. In UTC, 74a4d560 is 2024-10-14"
+    assert written["litellm_model_prices/model_prices_2024-10-13.json"]["observed_at"] == "2024-10-14T23:59:59Z"
+    assert written["litellm_model_prices/model_prices_2024-03-25.json"]["observed_at"] == "2024-03-25T23:59:59Z"
+
+
+def test_the_manifest_writer_reads_dates_globs_and_utc_notes(tmp_path):
+    writer = _write_manifest_module()
+    (tmp_path / "llm_prices_simonw" / "2025-12-17").mkdir(parents=True)
+    (tmp_path / "llm_prices_simonw" / "2025-12-17" / "openai.json").write_text("{}")
+    (tmp_path / "litellm_model_prices").mkdir()
+    for name in ("a.json", "b.json", "c.json"):
+        (tmp_path / "litellm_model_prices" / name).write_text("{}")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "x.json").write_text("{}")
+    commit = "ab" * 20
+    (tmp_path / "SOURCES.md").write_text(
+        "| path | origin | date | format |\n|---|---|---|---|\n"
+        "| llm_prices_simonw/2025-12-17/*.json (1 vendor file) | x | 2025-12-17 | JSON |\n\n"
+        "| path | commit | date the data reflect |\n|---|---|---|\n"
+        f"| litellm_model_prices/a.json | {commit} | 2024-10-13 |\n"
+        "| litellm_model_prices/b.json | cd | v5 era; exact date unknown |\n"
+        f"| elsewhere/x.json | {commit} | 2024-01-01 |\n\n"
+        "Note: these dates are the committer's local date. In UTC, abababab is 2024-10-14; the others agree.\n")
+    rows, left_out = writer.manifest(tmp_path)
+    assert rows == [
+        {"path": "litellm_model_prices/a.json", "source": "litellm", "observed_at": "2024-10-14T23:59:59Z",
+         "provider": "", "url": writer.RULES["litellm_model_prices"].url},
+        {"path": "llm_prices_simonw/2025-12-17/openai.json", "source": "llm_prices",
+         "observed_at": "2025-12-17T23:59:59Z", "provider": "",
+         "url": "https://raw.githubusercontent.com/simonw/llm-prices/main/data/openai.json"},
+    ]
+    assert left_out == {
+        "elsewhere/x.json": "dated, but RULES names no source for its folder",
+        "litellm_model_prices/b.json": "no exact date in SOURCES.md ('v5 era; exact date unknown')",
+        "litellm_model_prices/c.json": "not in a table of SOURCES.md",
+    }
+
+
+def test_every_dated_real_file_parses(real_history, real_manifest):
+    _, rows, _ = real_manifest
     con = connect(real_history, read_only=True)
     outcomes = con.execute("select outcome, count(*) from snapshot_parses group by all").fetchall()
     con.close()
-    assert outcomes == [("loaded", len(listed))]
+    assert outcomes == [("loaded", len(rows))]
 
 
 def test_real_history_values_checked_by_hand(real_history, capsys):
@@ -272,11 +345,12 @@ def test_real_history_values_checked_by_hand(real_history, capsys):
     assert "(final, backfill, revision 1 of 1)" in capsys.readouterr().out
 
 
-def test_real_history_verifies_and_imports_once(real_history, capsys):
+def test_real_history_verifies_and_imports_once(real_history, real_manifest, capsys):
     from conftest import SHARED_REAL
 
     status = cli.main(["--warehouse", str(real_history.root), "verify", "--from", "2025-06-01", "--to", "2025-06-30"])
     out = capsys.readouterr().out
     assert status == 0 and out.strip().splitlines()[-1].endswith("every field matches"), out
-    status = cli.main(["--warehouse", str(real_history.root), "import", str(SHARED_REAL), "--manifest", str(REAL_MANIFEST)])
+    status = cli.main(["--warehouse", str(real_history.root), "import", str(SHARED_REAL), "--manifest",
+                       str(real_manifest[0])])
     assert status == 0 and "(0 new, 0 unreadable)" in capsys.readouterr().out
