@@ -5,14 +5,16 @@ import gzip
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
+import duckdb
 import httpx
+import pyarrow as pa
 import pytest
 
 from pipeline.collect import record_failure, store_fetched
 from pipeline.http import FetchedBody, FetchError, fetch_body, make_client
 from pipeline.rawstore import RawStore, RawStoreError, sha256_hex
 from pipeline.sources import FetchRequest
-from pipeline.warehouse import MigrationError, connect, migrate
+from pipeline.warehouse import MigrationError, connect, migrate, registered
 
 from conftest import add_gpu_snapshot
 
@@ -293,3 +295,17 @@ def test_the_writer_writes_row_groups_of_its_own_size_and_a_cursor_stays_on_its_
     scratch = duckdb.connect()  # verify's and what-if's scratch warehouses are in memory
     scratch.execute("create table here as select 1 as n")
     assert cursor(scratch).execute("select n from here").fetchall() == [(1,)]
+
+
+def test_registered_tables_are_gone_after_the_block_even_when_it_fails():
+    con = duckdb.connect()
+    with registered(con, a=pa.table({"x": [1, 2]}), b=pa.table({"y": [3]})):
+        # 1 + 2 from a, 3 from b
+        assert con.execute("select (select sum(x) from a) + (select sum(y) from b)").fetchall() == [(6,)]
+    with pytest.raises(ZeroDivisionError):
+        with registered(con, a=pa.table({"x": [1]})):
+            1 / 0
+    # neither name survives either block
+    for name in ("a", "b"):
+        with pytest.raises(duckdb.CatalogException):
+            con.execute(f"select * from {name}")
