@@ -298,6 +298,9 @@ def test_the_manifest_writer_reads_dates_globs_and_utc_notes(tmp_path):
     (tmp_path / "litellm_model_prices").mkdir()
     for name in ("a.json", "b.json", "c.json"):
         (tmp_path / "litellm_model_prices" / name).write_text("{}")
+    # d.json is c.json again: an unchanged map committed a day later
+    (tmp_path / "litellm_model_prices" / "d.json").write_text("{}")
+    (tmp_path / "litellm_model_prices" / "e.json").write_text('{"x": 1}')
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere" / "x.json").write_text("{}")
     commit = "ab" * 20
@@ -307,11 +310,15 @@ def test_the_manifest_writer_reads_dates_globs_and_utc_notes(tmp_path):
         "| path | commit | date the data reflect |\n|---|---|---|\n"
         f"| litellm_model_prices/a.json | {commit} | 2024-10-13 |\n"
         "| litellm_model_prices/b.json | cd | v5 era; exact date unknown |\n"
+        "| litellm_model_prices/d.json | cd | 2024-10-15 |\n"
+        "| litellm_model_prices/e.json | cd | 2024-10-16 |\n"
         f"| elsewhere/x.json | {commit} | 2024-01-01 |\n\n"
         "Note: these dates are the committer's local date. In UTC, abababab is 2024-10-14; the others agree.\n")
     rows, left_out = writer.manifest(tmp_path)
     assert rows == [
         {"path": "litellm_model_prices/a.json", "source": "litellm", "observed_at": "2024-10-14T23:59:59Z",
+         "provider": "", "url": writer.RULES["litellm_model_prices"].url},
+        {"path": "litellm_model_prices/e.json", "source": "litellm", "observed_at": "2024-10-16T23:59:59Z",
          "provider": "", "url": writer.RULES["litellm_model_prices"].url},
         {"path": "llm_prices_simonw/2025-12-17/openai.json", "source": "llm_prices",
          "observed_at": "2025-12-17T23:59:59Z", "provider": "",
@@ -321,6 +328,7 @@ def test_the_manifest_writer_reads_dates_globs_and_utc_notes(tmp_path):
         "elsewhere/x.json": "dated, but RULES names no source for its folder",
         "litellm_model_prices/b.json": "no exact date in SOURCES.md ('v5 era; exact date unknown')",
         "litellm_model_prices/c.json": "not in a table of SOURCES.md",
+        "litellm_model_prices/d.json": "the same bytes as litellm_model_prices/a.json, which is listed at its earlier date",
     }
 
 
